@@ -1,0 +1,168 @@
+"""What a request tells us about its sender, taken on the request path: only cheap work here
+(redaction, decoding and JSON happen later, in the writer's thread; see record.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+
+from .config import Network
+
+FORM_TYPE = b"application/x-www-form-urlencoded"
+
+
+@dataclass(slots=True)
+class Hit:
+    """One request as received. Bytes stay bytes until the writer turns them into a stored row."""
+
+    received_at_ns: int
+    node: str
+    host: bytes
+    domain: str | None
+    scheme: str
+    method: str
+    raw_path: bytes
+    query: bytes
+    http_version: str
+    client_ip: str | None
+    client_port: int | None
+    peer_ip: str | None
+    peer_port: int | None
+    server_port: int | None
+    headers: list[tuple[bytes, bytes]]
+    body_size: int = 0
+    body_sha256: str | None = None
+    # Form bodies are kept (up to the cap) so the writer can redact passwords before hashing.
+    form_body: bytes | None = None
+    status: int = 0
+    duration_ms: float = 0.0
+    # Set when the HTTP parser rejected the request before the app saw it (see protocol.py).
+    error: str | None = None
+
+
+async def read_body(receive, cap: int, keep: bool) -> tuple[int, str | None, bytes | None]:
+    """Drain the request body: (total size, SHA-256 of the first `cap` bytes, those bytes if `keep`)."""
+    size, digest, kept = 0, hashlib.sha256(), []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # client went away
+            break
+        chunk = message.get("body", b"")
+        if chunk:
+            room = cap - size
+            if room > 0:
+                head = chunk[:room]
+                digest.update(head)
+                if keep:
+                    kept.append(head)
+            size += len(chunk)
+        if not message.get("more_body", False):
+            break
+    if size == 0:
+        return 0, None, None
+    return size, digest.hexdigest(), b"".join(kept) if keep else None
+
+
+def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    # An IPv4 client seen through a dual-stack socket is that IPv4 client.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def parse_node(node: str) -> tuple[str | None, int | None]:
+    """A Forwarded `for=` node or an X-Forwarded-For entry -> (ip, port), (None, None) if unusable."""
+    node = node.strip().strip('"').strip()
+    port = None
+    if node.startswith("["):
+        host, _, rest = node[1:].partition("]")
+        if rest.startswith(":") and rest[1:].isdigit():
+            port = int(rest[1:])
+    elif node.count(":") == 1:
+        host, _, port_text = node.partition(":")
+        if port_text.isdigit():
+            port = int(port_text)
+    else:
+        host = node
+    address = parse_ip(host)
+    if address is None:
+        return None, None
+    return str(address), port if port is not None and 0 < port < 65536 else None
+
+
+def forwarded_chain(headers: list[tuple[bytes, bytes]]) -> tuple[list[str], str | None] | None:
+    """Hops from `Forwarded` (RFC 7239), else `X-Forwarded-For`, oldest first, plus the proto the
+    nearest proxy reports. None when neither header is present."""
+    forwarded = [v for k, v in headers if k == b"forwarded"]
+    if forwarded:
+        hops, proto = [], None
+        for element in b",".join(forwarded).decode("latin-1").split(","):
+            for pair in element.split(";"):
+                key, _, value = pair.strip().partition("=")
+                key = key.strip().lower()
+                if key == "for":
+                    hops.append(value)
+                elif key == "proto":
+                    proto = value.strip().strip('"').lower()
+        return hops, proto
+    xff = [v for k, v in headers if k == b"x-forwarded-for"]
+    if xff:
+        proto = next((v.decode("latin-1").strip().lower() for k, v in reversed(headers) if k == b"x-forwarded-proto"), None)
+        return b",".join(xff).decode("latin-1").split(","), proto
+    return None
+
+
+class ClientResolver:
+    """Who the client is: the TCP peer, unless the peer is a trusted proxy, in which case the
+    rightmost hop of its forwarding header that is not itself a trusted proxy."""
+
+    def __init__(self, trusted: list[Network], port_header: str):
+        self._trusted = trusted
+        self._port_header = port_header.encode("latin-1")
+
+    def is_trusted(self, ip: str | None) -> bool:
+        address = parse_ip(ip) if ip else None
+        return address is not None and any(address in network for network in self._trusted)
+
+    def resolve(self, peer_ip: str | None, peer_port: int | None, headers, scheme: str):
+        """-> (client_ip, client_port, scheme)."""
+        if peer_ip is not None:
+            address = parse_ip(peer_ip)
+            peer_ip = str(address) if address is not None else peer_ip
+        if not self._trusted or not self.is_trusted(peer_ip):
+            return peer_ip, peer_port, scheme
+        chain = forwarded_chain(headers)
+        if chain is None:
+            return peer_ip, peer_port, scheme
+        hops, proto = chain
+        if proto in ("http", "https"):
+            scheme = proto
+        client_ip, client_port = peer_ip, peer_port
+        from_nearest_proxy = True
+        for hop in reversed(hops):
+            ip, port = parse_node(hop)
+            if ip is None:
+                # An obfuscated or garbled hop: nothing beyond it can be believed.
+                break
+            client_ip, client_port = ip, port
+            if port is None and from_nearest_proxy:
+                client_port = self._port_from_header(headers)
+            if not self.is_trusted(ip):
+                break
+            from_nearest_proxy = False
+        return client_ip, client_port, scheme
+
+    def _port_from_header(self, headers) -> int | None:
+        """The source port the nearest proxy saw, if it sends one (e.g. nginx `$remote_port`)."""
+        for name, value in reversed(headers):
+            if name == self._port_header:
+                text = value.strip()
+                if text.isdigit() and 0 < int(text) < 65536:
+                    return int(text)
+                return None
+        return None

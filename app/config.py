@@ -1,0 +1,107 @@
+"""Settings: the TOML config file, overridden by `SEIZED_*` environment variables,
+overridden by command-line options (pydantic-settings does the layering)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class NoticeSettings(BaseModel):
+    """What the notice says; the defaults for unknown hosts and for domains that leave a field out."""
+
+    agency: str = "The competent authority"
+    case_ref: str = ""
+    legal_basis: str = ""
+    language: str = "en"
+    status: Annotated[int, Field(ge=200, le=599)] = 451
+    # Named in the `Link: <...>; rel="blocked-by"` header (RFC 7725).
+    blocked_by: str = ""
+
+
+class DomainSeed(BaseModel):
+    """A seized domain as written in the config file; every notice field falls back to [notice]."""
+
+    name: str
+    agency: str | None = None
+    case_ref: str | None = None
+    legal_basis: str | None = None
+    language: str | None = None
+    status: Annotated[int, Field(ge=200, le=599)] | None = None
+    blocked_by: str | None = None
+    notes: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _normalise(cls, name: str) -> str:
+        return normalise_domain(name)
+
+
+def normalise_domain(name: str) -> str:
+    name = name.strip().lower().rstrip(".")
+    if not name or any(ord(c) < 33 or c in "/:@[]\x7f" for c in name):
+        raise ValueError(f"not a domain name: {name!r}")
+    return name
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEIZED_", env_nested_delimiter="__", extra="forbid")
+
+    node: str = "node-1"
+    db: str = "sqlite:///data/seized.db"
+    public: str = "0.0.0.0:8080"
+    admin: str = "127.0.0.1:8081"
+
+    # Peers whose Forwarded / X-Forwarded-For / client-port header is believed.
+    trusted_proxies: list[Network] = []
+    client_port_header: str = "x-real-port"
+    # Request bodies: at most this many bytes are read into the hash; the rest is only counted.
+    body_cap: int = 64 * 1024
+
+    spool_dir: Path = Path("data/spool")
+    queue_size: int = 10_000
+    batch_size: int = 500
+    batch_interval_ms: int = 50
+
+    templates_dir: Path = PROJECT_DIR / "templates"
+    static_dir: Path = PROJECT_DIR / "static"
+
+    notice: NoticeSettings = NoticeSettings()
+    domains: list[DomainSeed] = []
+
+    @field_validator("client_port_header")
+    @classmethod
+    def _lower(cls, name: str) -> str:
+        return name.lower()
+
+
+def load_settings(config_file: Path | None = None, **overrides) -> Settings:
+    """Settings from `config_file` (if given), then `SEIZED_*` env vars, then `overrides` (None = unset)."""
+
+    class FromFile(Settings):
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+            sources = [init_settings, env_settings]
+            if config_file is not None:
+                if not Path(config_file).is_file():
+                    raise FileNotFoundError(f"config file not found: {config_file}")
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+            return tuple(sources)
+
+    return FromFile(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """'0.0.0.0:8080' or '[::1]:8080' -> (host, port)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {address!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)

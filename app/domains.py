@@ -1,0 +1,58 @@
+"""Which seized domain a request's Host names, and the notice settings that apply to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import NoticeSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Everything the notice for one domain (or for unknown hosts, domain=None) needs."""
+
+    domain: str | None
+    agency: str
+    case_ref: str
+    legal_basis: str
+    language: str
+    status: int
+    blocked_by: str
+
+
+def resolve_notice(domain: str | None, defaults: NoticeSettings, **fields) -> Notice:
+    """A domain's notice: its own non-empty fields, the [notice] defaults for the rest."""
+    merged = defaults.model_dump()
+    merged.update({k: v for k, v in fields.items() if k in merged and v not in (None, "")})
+    return Notice(domain=domain, **merged)
+
+
+def host_name(host: str) -> str:
+    """'WWW.Example.TV:8080' -> 'www.example.tv'; '[::1]:80' -> '::1'. Never raises."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    name, sep, port = host.rpartition(":")
+    if sep and port.isdigit() and ":" not in name:
+        host = name
+    return host.rstrip(".")
+
+
+class DomainTable:
+    """Maps a Host header to the notice of the seized domain it falls under (itself or a subdomain)."""
+
+    def __init__(self, notices: dict[str, Notice], default: Notice):
+        self._notices = notices
+        self.default = default
+
+    def match(self, host: str) -> Notice:
+        name = host_name(host)
+        while name:
+            notice = self._notices.get(name)
+            if notice is not None:
+                return notice
+            name = name.partition(".")[2]
+        return self.default
+
+    def __len__(self) -> int:
+        return len(self._notices)

@@ -1,0 +1,1 @@
+"""The notice in every form a client can show."""

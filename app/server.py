@@ -1,0 +1,120 @@
+"""`seized serve`: both listeners and the hit writer in one event loop, with an orderly stop.
+On SIGTERM/SIGINT both listeners stop accepting and finish the requests in flight; only then
+is the writer drained, so every answered request is stored (or spooled) before exit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import uvicorn
+
+from .admin import create_admin_app
+from .assets import Assets
+from .capture import ClientResolver
+from .config import Settings, split_address
+from .domains import DomainTable, resolve_notice
+from .notice.html import HtmlNotice
+from .notice.texts import load_languages
+from .protocol import recording_protocol
+from .public import SECURITY_HEADERS, PublicApp
+from .store import open_store
+from .store.spool import Spool
+from .store.writer import HitWriter
+
+log = logging.getLogger("seized")
+DOMAIN_POLL = 1.0  # seconds: domain changes reach the public listener within this
+
+
+class _Listener(uvicorn.Server):
+    """A uvicorn server that leaves signals to us: two servers cannot both own them."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+async def build_domain_table(store, settings: Settings) -> DomainTable:
+    notices = {
+        row["name"]: resolve_notice(row["name"], settings.notice, **row)
+        for row in await store.list_domains()
+        if row["active"]
+    }
+    return DomainTable(notices, resolve_notice(None, settings.notice))
+
+
+async def seed_domains(store, settings: Settings) -> None:
+    """The config file seeds only domains the database lacks; the database wins afterwards."""
+    for seed in settings.domains:
+        if await store.add_domain(**seed.model_dump()):
+            log.info("seeded domain %s from the config file", seed.name)
+
+
+async def serve(settings: Settings) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    store = await open_store(settings.db)  # domains and other reads
+    writer_store = await open_store(settings.db)  # the writer's own connection, so reads never wait on it
+    writer_store.busy_timeout = 1.0
+    await seed_domains(store, settings)
+    languages = load_languages()
+    writer = HitWriter(writer_store, Spool(settings.spool_dir), settings.queue_size, settings.batch_size,
+                       settings.batch_interval_ms / 1000)
+    await writer.start()
+
+    public_app = PublicApp(
+        node=settings.node,
+        domains=await build_domain_table(store, settings),
+        resolver=ClientResolver(settings.trusted_proxies, settings.client_port_header),
+        html=HtmlNotice(settings.templates_dir, languages),
+        assets=Assets(settings.static_dir, [*SECURITY_HEADERS, (b"cache-control", b"public, max-age=3600")]),
+        languages=languages,
+        writer=writer,
+        body_cap=settings.body_cap,
+    )
+    public_host, public_port = split_address(settings.public)
+    admin_host, admin_port = split_address(settings.admin)
+    common = dict(lifespan="off", ws="none", proxy_headers=False, server_header=False, log_config=None,
+                  access_log=False, timeout_graceful_shutdown=15)
+    listeners = [
+        _Listener(uvicorn.Config(public_app, host=public_host, port=public_port, http=recording_protocol(public_app),
+                                 h11_max_incomplete_event_size=64 * 1024, **common)),
+        _Listener(uvicorn.Config(create_admin_app(writer, settings.node), host=admin_host, port=admin_port, **common)),
+    ]
+
+    loop = asyncio.get_running_loop()
+
+    def stop(signum: int) -> None:
+        log.info("received %s: finishing requests in flight, then draining the hit log", signal.Signals(signum).name)
+        for listener in listeners:
+            if listener.should_exit:
+                listener.force_exit = True
+            listener.should_exit = True
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop, signum)
+
+    async def follow_domains() -> None:
+        version = await store.domains_version()
+        while True:
+            await asyncio.sleep(DOMAIN_POLL)
+            try:
+                current = await store.domains_version()
+                if current != version:
+                    public_app.domains = await build_domain_table(store, settings)
+                    version = current
+                    log.info("domain list reloaded: %d domains", len(public_app.domains))
+            except Exception as error:
+                log.warning("could not reload domains: %s", error)
+
+    follower = asyncio.create_task(follow_domains())
+    try:
+        await asyncio.gather(*(listener.serve() for listener in listeners))
+    finally:
+        follower.cancel()
+        await writer.close()
+        await writer_store.close()
+        await store.close()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

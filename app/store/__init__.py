@@ -1,0 +1,21 @@
+"""Where hits and domains are kept. `open_store(url)` picks the backend from the URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .sqlite import SQLiteStore
+
+
+def sqlite_path(url: str) -> Path:
+    """'sqlite:///data/seized.db' -> data/seized.db (relative); 'sqlite:////abs/x.db' -> /abs/x.db."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        raise ValueError(f"unsupported database URL {url!r}: expected sqlite:///PATH")
+    return Path(url[len(prefix):])
+
+
+async def open_store(url: str) -> SQLiteStore:
+    store = SQLiteStore(sqlite_path(url))
+    await store.open()
+    return store

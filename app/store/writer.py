@@ -1,0 +1,143 @@
+"""The hit writer. The request path only calls `submit` (never waits on storage); a background
+task commits batches, bounded in size and time. Turning hits into rows happens on a worker
+thread, so the event loop only moves references. When the queue is full or the database fails,
+hits go to the on-disk spool and are replayed once the database takes writes again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from ..capture import Hit
+from ..record import to_rows
+from .spool import Spool
+
+log = logging.getLogger("seized.writer")
+REPLAY_EVERY = 1.0  # seconds between attempts to empty the spool
+
+
+class HitWriter:
+    def __init__(self, store, spool: Spool, queue_size: int = 10_000, batch_size: int = 500, batch_interval: float = 0.05):
+        self.store = store
+        self.spool = spool
+        self.queue: asyncio.Queue[Hit] = asyncio.Queue(queue_size)
+        self.batch_size = batch_size
+        self.batch_interval = batch_interval
+        self.overflow: list[Hit] = []
+        self.counters = {"received": 0, "stored": 0, "spooled": 0, "replayed": 0}
+        self.storage_ok = True
+        self._overflow_waiting = asyncio.Event()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seized-writer")
+        self._tasks: list[asyncio.Task] = []
+        self._replay_lock = asyncio.Lock()
+
+    # -- request path ------------------------------------------------------------------------
+
+    def submit(self, hit: Hit) -> None:
+        self.counters["received"] += 1
+        try:
+            self.queue.put_nowait(hit)
+        except asyncio.QueueFull:
+            self.overflow.append(hit)
+            self._overflow_waiting.set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Replay what a previous run left in the spool, then start the background tasks."""
+        await self.replay()
+        self._tasks = [
+            asyncio.create_task(self._write_loop(), name="seized-write"),
+            asyncio.create_task(self._overflow_loop(), name="seized-overflow"),
+            asyncio.create_task(self._replay_loop(), name="seized-replay"),
+        ]
+
+    async def close(self) -> None:
+        """Drain: every submitted hit ends in the database, or in the spool if the database fails."""
+        await self.queue.join()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._spool_overflow()
+        await self.replay()
+        self._thread.shutdown(wait=True)
+        log.info("hit writer closed: %s, spool bytes left %d", self.counters, self.spool.size())
+
+    @property
+    def alive(self) -> bool:
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
+
+    # -- background --------------------------------------------------------------------------
+
+    async def _run(self, function, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._thread, function, *args)
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            if self.queue.qsize() < self.batch_size - 1:
+                await asyncio.sleep(self.batch_interval)  # let a batch gather
+            while len(batch) < self.batch_size and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                await self._commit(batch)
+            finally:
+                for _ in batch:
+                    self.queue.task_done()
+
+    async def _commit(self, batch: list[Hit]) -> None:
+        rows = await self._run(to_rows, batch)
+        try:
+            await self.store.insert_hits(rows)
+        except Exception as error:
+            if self.storage_ok:
+                log.error("database write failed (%s): spooling hits until it recovers", error)
+            self.storage_ok = False
+            await self._spool_rows(rows)
+            return
+        if not self.storage_ok:
+            log.warning("database writes recovered")
+        self.storage_ok = True
+        self.counters["stored"] += len(rows)
+
+    async def _spool_rows(self, rows: list[dict]) -> None:
+        while True:
+            try:
+                await self._run(self.spool.append, rows)
+                break
+            except OSError as error:  # keep the rows in memory and retry: never drop them
+                log.critical("cannot write the spool (%s): %d hits held in memory", error, len(rows))
+                await asyncio.sleep(1.0)
+        self.counters["spooled"] += len(rows)
+
+    async def _overflow_loop(self) -> None:
+        while True:
+            await self._overflow_waiting.wait()
+            await self._spool_overflow()
+
+    async def _spool_overflow(self) -> None:
+        self._overflow_waiting.clear()
+        while self.overflow:
+            batch, self.overflow = self.overflow, []
+            await self._spool_rows(await self._run(to_rows, batch))
+
+    async def _replay_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REPLAY_EVERY)
+            await self.replay()
+
+    async def replay(self) -> None:
+        """Move spooled rows into the database; a file is deleted only after all its rows are in.
+        Rows are keyed by uid, so a file replayed twice (crash before delete) adds nothing twice."""
+        async with self._replay_lock:
+            for path in await self._run(self.spool.seal):
+                chunks = Spool.read(path, self.batch_size)
+                while (rows := await self._run(next, chunks, None)) is not None:
+                    try:
+                        self.counters["replayed"] += await self.store.insert_hits(rows)
+                    except Exception as error:
+                        log.warning("replay from %s paused: %s", path.name, error)
+                        return
+                await self._run(path.unlink)
+                log.info("replayed spool file %s", path.name)
