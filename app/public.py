@@ -27,6 +27,7 @@ SECURITY_HEADERS = [
 NO_STORE = [(b"cache-control", b"no-store")]
 # Shown if building the real page ever fails: the visitor still sees a notice, the hit is still logged.
 FALLBACK_PAGE = b"<!doctype html><title>Seized</title><h1>This domain has been seized</h1>"
+NOT_HTTP = b"Bad request: this is not an HTTP request.\n"
 
 
 def display_time(ns: int) -> str:
@@ -61,39 +62,50 @@ class PublicApp:
             return
         received_ns = time.time_ns()
         started = time.perf_counter()
-        headers = scope["headers"]
+        is_form = any(name == b"content-type" and value.partition(b";")[0].strip().lower() == FORM_TYPE
+                      for name, value in scope["headers"])
+        body_size, body_sha256, form_body = await read_body(receive, self.body_cap, is_form)
+        status, headers, body = self.answer(
+            received_ns=received_ns, started=started, method=scope["method"],
+            raw_path=scope.get("raw_path") or scope["path"].encode("utf-8"), query=scope.get("query_string", b""),
+            http_version=scope.get("http_version", ""), headers=scope["headers"], peer=scope.get("client"),
+            server=scope.get("server"), scheme=scope.get("scheme", "http"),
+            body_size=body_size, body_sha256=body_sha256, form_body=form_body,
+        )
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+    def answer(self, *, received_ns: int, started: float, method: str, raw_path: bytes, query: bytes, http_version: str,
+               headers, peer, server, scheme: str, body_size: int = 0, body_sha256=None, form_body=None, error=None,
+               not_http: bool = False):
+        """The response for one request, after handing its Hit to the writer: (status, headers, body).
+        `not_http`: bytes that do not read as an HTTP request get a plain 400 instead of the notice."""
         host = accept_language = b""
-        is_form = False
         for name, value in headers:
             if name == b"host":
                 host = host or value
             elif name == b"accept-language":
                 accept_language = value
-            elif name == b"content-type":
-                is_form = value.partition(b";")[0].strip().lower() == FORM_TYPE
-        body_size, body_sha256, form_body = await read_body(receive, self.body_cap, is_form)
-
-        peer_ip, peer_port = scope.get("client") or (None, None)
-        client_ip, client_port, scheme = self.resolver.resolve(peer_ip, peer_port, headers, scope.get("scheme", "http"))
+        peer_ip, peer_port = peer or (None, None)
+        client_ip, client_port, scheme = self.resolver.resolve(peer_ip, peer_port, headers, scheme)
         notice = self.domains.match(host.decode("latin-1"))
-        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
         try:
-            status, response_headers, body = self._respond(notice, raw_path, accept_language, client_ip, client_port, received_ns)
+            if not_http:
+                status, response_headers, body = 400, [(b"content-type", b"text/plain; charset=utf-8"), *NO_STORE], NOT_HTTP
+            else:
+                status, response_headers, body = self._respond(notice, raw_path, accept_language, client_ip, client_port, received_ns)
         except Exception:
             log.exception("building the notice failed; sending the fallback page")
             status, response_headers, body = notice.status, [(b"content-type", b"text/html; charset=utf-8"), *NO_STORE], FALLBACK_PAGE
 
         self.writer.submit(Hit(
             received_at_ns=received_ns, node=self.node, host=host, domain=notice.domain, scheme=scheme,
-            method=scope["method"], raw_path=raw_path, query=scope.get("query_string", b""),
-            http_version=scope.get("http_version", ""), client_ip=client_ip, client_port=client_port,
-            peer_ip=peer_ip, peer_port=peer_port, server_port=(scope.get("server") or (None, None))[1],
-            headers=headers, body_size=body_size, body_sha256=body_sha256, form_body=form_body,
-            status=status, duration_ms=(time.perf_counter() - started) * 1000,
+            method=method, raw_path=raw_path, query=query, http_version=http_version,
+            client_ip=client_ip, client_port=client_port, peer_ip=peer_ip, peer_port=peer_port,
+            server_port=(server or (None, None))[1], headers=headers, body_size=body_size, body_sha256=body_sha256,
+            form_body=form_body, status=status, duration_ms=(time.perf_counter() - started) * 1000, error=error,
         ))
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [*response_headers, (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+        return status, [*response_headers, (b"content-length", str(len(body)).encode())], body
 
     def _respond(self, notice: Notice, raw_path: bytes, accept_language: bytes, client_ip, client_port, received_ns):
         asset = self.assets.get(raw_path)
@@ -105,16 +117,13 @@ class PublicApp:
         })
         return notice.status, self.notice_headers(notice, lang), body
 
-    def record_rejected(self, *, peer, server, url: bytes, headers, method: str, reason: str) -> None:
-        """A request the HTTP parser refused (it gets a 400 from uvicorn): logged all the same."""
-        received_ns = time.time_ns()
-        peer_ip, peer_port = peer or (None, None)
-        host = next((value for name, value in headers if name == b"host"), b"")
-        client_ip, client_port, scheme = self.resolver.resolve(peer_ip, peer_port, headers, "http")
-        raw_path, _, query = url.partition(b"?")
-        self.writer.submit(Hit(
-            received_at_ns=received_ns, node=self.node, host=host, domain=self.domains.match(host.decode("latin-1")).domain,
-            scheme=scheme, method=method, raw_path=raw_path, query=query, http_version="",
-            client_ip=client_ip, client_port=client_port, peer_ip=peer_ip, peer_port=peer_port,
-            server_port=(server or (None, None))[1], headers=list(headers), status=400, error=reason,
-        ))
+    def answer_rejected(self, *, peer, server, method: str, target: bytes, http_version: str, headers, reason: str):
+        """A request uvicorn's strict parser refused (unknown method, raw UTF-8 in the path, a NUL in a
+        header...). It is logged all the same; if it still reads as an HTTP request it gets the notice,
+        otherwise a plain 400."""
+        raw_path, _, query = target.partition(b"?")
+        response = self.answer(
+            received_ns=time.time_ns(), started=time.perf_counter(), method=method, raw_path=raw_path, query=query,
+            http_version=http_version, headers=headers, peer=peer, server=server, scheme="http", error=reason,
+        )
+        return response if method and http_version else None

@@ -1,0 +1,33 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test install chromium bench clean
+
+run: $(STAMP)
+	$(BIN)/seized serve --config config/seized.toml
+
+test: $(STAMP) chromium
+	$(BIN)/pytest
+
+install: $(STAMP)
+
+# The venv is rebuilt whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# The notice page is tested in Debian's headless Chromium (Playwright drives it; it never downloads a browser).
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+
+bench: $(STAMP)
+	$(BIN)/python bench/notice.py
+
+clean:
+	rm -rf $(VENV) data *.egg-info

@@ -1,0 +1,43 @@
+import pytest
+
+from helpers import Server
+
+DOMAINS = [
+    {"name": "seized-iptv.example", "agency": "Test Police Cyber Unit", "case_ref": "CASE-42",
+     "legal_basis": "Order 7/2026 of the Test Court", "language": "en"},
+    {"name": "iptv-pirata.example", "agency": "Guardia di Test", "case_ref": "PROC-9", "language": "it"},
+    {"name": "plain200.example", "status": 200},
+]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """One real server shared by tests that only read; each test finds its own hits by source port."""
+    srv = Server(tmp_path_factory.mktemp("main"), settings={"body_cap": 4096}, domains=DOMAINS).start()
+    yield srv
+    assert srv.stop() == 0
+
+
+@pytest.fixture(scope="session")
+def proxied_server(tmp_path_factory):
+    """A server behind a trusted proxy on 127.0.0.0/8 that passes the client port in X-Real-Port."""
+    srv = Server(tmp_path_factory.mktemp("proxied"), domains=DOMAINS,
+                 settings={"trusted_proxies": ["127.0.0.0/8", "10.0.0.0/8"], "client_port_header": "X-Real-Port"}).start()
+    yield srv
+    assert srv.stop() == 0
+
+
+@pytest.fixture
+def fresh_server(tmp_path):
+    """A server of the test's own, for tests that stop, lock or flood it."""
+    servers = []
+
+    def make(**settings) -> Server:
+        srv = Server(tmp_path / f"s{len(servers)}", settings=settings, domains=DOMAINS)
+        srv.directory.mkdir()
+        servers.append(srv)
+        return srv
+
+    yield make
+    for srv in servers:
+        srv.stop()

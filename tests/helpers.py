@@ -1,0 +1,170 @@
+"""Talking to a real `seized serve` process: start/stop it, raw HTTP over sockets, read its SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def toml_value(value) -> str:
+    return json.dumps(value) if not isinstance(value, bool) else str(value).lower()
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    local_port: int
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+
+def raw_request(port: int, data: bytes, timeout: float = 10.0) -> Response:
+    """Send bytes as they are (no client-side validation) and read the response until close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+        local_port = conn.getsockname()[1]
+        conn.sendall(data)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    raw = b"".join(chunks)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1]) if lines[0].startswith("HTTP/") else 0
+    headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:] if ":" in line]
+    return Response(status, headers, body, local_port)
+
+
+def request(port: int, method: str = "GET", target: str = "/", host: str | bytes = "seized-iptv.example",
+            headers: list[tuple[str, str]] | None = None, body: bytes = b"") -> Response:
+    """A well-formed HTTP/1.1 request, assembled by hand so tests control every byte."""
+    host = host.encode("utf-8") if isinstance(host, str) else host
+    lines = [f"{method} {target} HTTP/1.1".encode(), b"Host: " + host]
+    lines += [f"{k}: {v}".encode("utf-8") for k, v in headers or []]
+    if body:
+        lines.append(f"Content-Length: {len(body)}".encode())
+    lines.append(b"Connection: close")
+    return raw_request(port, b"\r\n".join(lines) + b"\r\n\r\n" + body)
+
+
+@dataclass
+class Server:
+    """A real `seized serve` subprocess on 127.0.0.1 with its own config, database and spool."""
+
+    directory: Path
+    settings: dict = field(default_factory=dict)
+    domains: list[dict] = field(default_factory=list)
+    process: subprocess.Popen | None = None
+
+    def __post_init__(self):
+        self.public_port = free_port()
+        self.admin_port = free_port()
+        self.db_path = self.directory / "seized.db"
+        self.spool_dir = self.directory / "spool"
+        self.log_path = self.directory / "server.log"
+        self.config_path = self.directory / "seized.toml"
+        self.write_config()
+
+    def write_config(self) -> None:
+        base = {"node": "test-node", "db": f"sqlite:///{self.db_path}", "spool_dir": str(self.spool_dir),
+                "public": f"127.0.0.1:{self.public_port}", "admin": f"127.0.0.1:{self.admin_port}"}
+        base.update(self.settings)
+        notice = base.pop("notice", {"agency": "Test Police", "blocked_by": "https://police.test/seized"})
+        lines = [f"{k} = {toml_value(v)}" for k, v in base.items()]
+        lines += ["[notice]"] + [f"{k} = {toml_value(v)}" for k, v in notice.items()]
+        for domain in self.domains:
+            lines += ["[[domains]]"] + [f"{k} = {toml_value(v)}" for k, v in domain.items()]
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    def start(self) -> "Server":
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "app", "serve", "--config", str(self.config_path)],
+                                        cwd=self.directory, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited at start:\n{self.log_path.read_text()}")
+            try:
+                if httpx.get(self.admin_url("/healthz"), timeout=1).status_code == 200:
+                    socket.create_connection(("127.0.0.1", self.public_port), timeout=1).close()
+                    return self
+            except (httpx.HTTPError, OSError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not come up:\n{self.log_path.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.public_port}{path}"
+
+    def admin_url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.admin_port}{path}"
+
+    def health(self) -> dict:
+        return httpx.get(self.admin_url("/healthz"), timeout=5).json()
+
+    def request(self, *args, **kwargs) -> Response:
+        return request(self.public_port, *args, **kwargs)
+
+    def rows(self, where: str = "1", params: tuple = ()) -> list[dict]:
+        if not self.db_path.exists():
+            return []
+        with sqlite3.connect(self.db_path, timeout=10) as db:
+            db.row_factory = sqlite3.Row
+            return [dict(r) for r in db.execute(f"SELECT * FROM hits WHERE {where} ORDER BY id", params)]
+
+    def wait_rows(self, where: str = "1", params: tuple = (), count: int = 1, timeout: float = 30) -> list[dict]:
+        """Rows matching `where`, once at least `count` of them are stored (the writer batches)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.rows(where, params)
+            if len(rows) >= count or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
+
+    def row_for_port(self, local_port: int) -> dict:
+        rows = self.wait_rows("client_port = ?", (local_port,))
+        assert len(rows) == 1, f"expected one hit from port {local_port}, found {len(rows)}"
+        return rows[0]
+
+
+def headers_of(row: dict) -> list[list[str]]:
+    return json.loads(row["headers"])
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGKILL)
