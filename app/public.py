@@ -122,8 +122,8 @@ class PublicApp:
         header...). It is logged all the same; if it still reads as an HTTP request it gets the notice,
         otherwise a plain 400."""
         raw_path, _, query = target.partition(b"?")
-        response = self.answer(
+        return self.answer(
             received_ns=time.time_ns(), started=time.perf_counter(), method=method, raw_path=raw_path, query=query,
             http_version=http_version, headers=headers, peer=peer, server=server, scheme="http", error=reason,
+            not_http=not (method and http_version),
         )
-        return response if method and http_version else None

@@ -1,0 +1,105 @@
+"""Hostile input: shown escaped or not at all, always logged, never a 500."""
+
+import json
+
+import pytest
+
+from helpers import headers_of, raw_request
+
+SCRIPT = "<script>alert(1)</script>"
+JUNK = bytes(range(0x21, 0x7f)) * 90  # ~8.5 KB of printable junk, quotes and angle brackets included
+
+
+def send(server, data: bytes):
+    response = raw_request(server.public_port, data)
+    assert response.status not in (0, 500), response
+    rows = server.wait_rows("peer_port = ?", (response.local_port,))
+    assert len(rows) == 1, "the hit was not logged"
+    return response, rows[0]
+
+
+def assert_no_raw_markup(page: str):
+    assert "<script" not in page.lower()
+    assert '"><' not in page
+
+
+@pytest.mark.parametrize("host", [SCRIPT.encode(), b'evil.example"><img src=x onerror=alert(1)>', b"a'b\"c<d>e", JUNK])
+def test_hostile_host_is_escaped_or_absent_and_logged(server, host):
+    response, row = send(server, b"GET / HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
+    assert response.status == 451
+    assert_no_raw_markup(response.text)
+    assert row["host"] == host.decode()
+    assert row["domain"] is None
+
+
+@pytest.mark.parametrize("target", [
+    b"/%3Cscript%3Ealert(1)%3C/script%3E", b'/"><script>alert(1)</script>', b"/" + JUNK.replace(b"?", b"").replace(b"#", b""),
+    b"/search?q=%0d%0aSet-Cookie:%20x=1", b"/%ff%fe%00", b"/?q=" + b"%00" * 100,
+])
+def test_hostile_path_is_not_reflected_and_logged(server, target):
+    response, row = send(server, b"GET " + target + b" HTTP/1.1\r\nHost: seized-iptv.example\r\nConnection: close\r\n\r\n")
+    assert response.status == 451
+    assert_no_raw_markup(response.text)
+    assert "set-cookie" not in [k.lower() for k, _ in response.headers]
+    path, _, query = target.partition(b"?")
+    assert row["path"] == path.decode()
+    assert row["query"] == query.decode()
+
+
+def test_raw_invalid_utf8_in_the_request_line_is_logged_escaped(server):
+    response, row = send(server, b"GET /\xff\xfe/caff\xc3\xa8?u=\xc0 HTTP/1.1\r\nHost: seized-iptv.example\r\nConnection: close\r\n\r\n")
+    assert response.status == 451  # the strict parser refused it; the lenient reading still serves the notice
+    assert "seized-iptv.example" in response.text
+    assert row["path"] == "/\\xff\\xfe/caffè"
+    assert row["query"] == "u=\\xc0"
+    assert row["error"].startswith("strict HTTP parser")
+    assert row["client_port"] == response.local_port
+
+
+def test_invalid_utf8_nul_and_bare_cr_in_headers(server):
+    response, row = send(server, b"GET /h HTTP/1.1\r\nHost: seized-iptv.example\r\nUser-Agent: \xff\xfebot\r\n"
+                                 b"X-Nul: a\x00b\r\nX-Cr: c\rd\r\nConnection: close\r\n\r\n")
+    assert response.status == 451
+    headers = headers_of(row)
+    assert ["user-agent", "\\xff\\xfebot"] in headers
+    assert ["x-nul", "a\\x00b"] in headers
+    assert "\x00" not in json.dumps(row)
+
+
+def test_crlf_cannot_inject_response_headers(server):
+    response, row = send(server, b"GET /a%0d%0aX-Injected:%201 HTTP/1.1\r\nHost: seized-iptv.example\r\n"
+                                 b"Accept-Language: it%0d%0aX-Injected: 2\r\nConnection: close\r\n\r\n")
+    assert response.header("x-injected") is None
+    assert row["path"] == "/a%0d%0aX-Injected:%201"
+
+
+def test_oversized_headers(server):
+    big = b"X-Big: " + b"B" * 100_000 + b"\r\n"
+    many = b"".join(b"X-H%d: v\r\n" % i for i in range(500))
+    response, row = send(server, b"GET /big HTTP/1.1\r\nHost: seized-iptv.example\r\n" + big + many + b"Connection: close\r\n\r\n")
+    assert response.status == 451
+    assert len(headers_of(row)) == 503
+
+
+@pytest.mark.parametrize("data", [
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03tls-client-hello\r\n\r\n",
+    b"\x00\x01\x02\x03\r\n\r\n",
+    b"HELLO\r\n\r\n",
+    b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost seized-iptv.example\r\n\r\n",
+    b"GET / HTTP/1.1\r\nContent-Length: -5\r\nHost: seized-iptv.example\r\n\r\n",
+    b"GET / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\nHost: seized-iptv.example\r\n\r\nhello!",
+])
+def test_malformed_requests_get_a_clear_answer_and_are_logged(server, data):
+    response, row = send(server, data)
+    assert response.status in (400, 451)
+    assert row["error"] is not None
+    assert row["status"] == response.status
+
+
+@pytest.mark.parametrize("method", [b"BREW", b"M-SEARCH", b"X_CUSTOM"])
+def test_methods_the_parser_does_not_know_still_get_the_notice(server, method):
+    response, row = send(server, method + b" /m HTTP/1.1\r\nHost: seized-iptv.example\r\nConnection: close\r\n\r\n")
+    assert response.status == 451
+    assert "seized-iptv.example" in response.text
+    assert (row["method"], row["path"], row["status"]) == (method.decode(), "/m", 451)

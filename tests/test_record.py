@@ -1,0 +1,189 @@
+"""Every field of the stored hit, redaction, and client address resolution through proxies."""
+
+import base64
+import hashlib
+import json
+import re
+import sqlite3
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from helpers import headers_of, raw_request
+
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+def test_every_field_of_the_record(server):
+    body = b'{"hello": "world"}'
+    data = (b"POST /panel/player_api.php?username=alice&action=x HTTP/1.1\r\n"
+            b"Host: Line.Seized-IPTV.example:8080\r\n"
+            b"User-Agent: IPTVSmartersPro/3.1\r\n"
+            b"X-Dup: first\r\n"
+            b"Accept: */*\r\n"
+            b"X-Dup: second\r\n"
+            b"Content-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+            b"Connection: close\r\n\r\n" + body)
+    before = datetime.now(timezone.utc)
+    response = raw_request(server.public_port, data)
+    after = datetime.now(timezone.utc)
+    row = server.row_for_port(response.local_port)
+
+    assert ISO.match(row["received_at"])
+    received = datetime.strptime(row["received_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    assert before <= received <= after
+    assert row["node"] == "test-node"
+    assert row["host"] == "Line.Seized-IPTV.example:8080"
+    assert row["domain"] == "seized-iptv.example"
+    assert row["scheme"] == "http"
+    assert row["method"] == "POST"
+    assert row["path"] == "/panel/player_api.php"
+    assert row["query"] == "username=alice&action=x"
+    assert row["http_version"] == "1.1"
+    assert (row["client_ip"], row["client_port"]) == ("127.0.0.1", response.local_port)
+    assert (row["peer_ip"], row["peer_port"]) == ("127.0.0.1", response.local_port)
+    assert row["server_port"] == server.public_port
+    assert headers_of(row) == [
+        ["host", "Line.Seized-IPTV.example:8080"], ["user-agent", "IPTVSmartersPro/3.1"], ["x-dup", "first"],
+        ["accept", "*/*"], ["x-dup", "second"], ["content-type", "application/json"],
+        ["content-length", str(len(body))], ["connection", "close"],
+    ]
+    assert row["user_agent"] == "IPTVSmartersPro/3.1"
+    assert row["body_size"] == len(body)
+    assert row["body_sha256"] == hashlib.sha256(body).hexdigest()
+    assert row["status"] == 451
+    assert 0 <= row["duration_ms"] < 60_000
+    assert row["error"] is None
+    assert len(row["uid"]) == 32
+
+
+def test_body_past_the_cap_is_counted_not_hashed(server):
+    body = bytes(range(256)) * 40  # 10,240 bytes; the test server's cap is 4,096
+    response = server.request("PUT", "/upload", body=body, headers=[("Content-Type", "application/octet-stream")])
+    row = server.row_for_port(response.local_port)
+    assert row["body_size"] == 10_240
+    assert row["body_sha256"] == hashlib.sha256(body[:4096]).hexdigest()
+
+
+def test_chunked_body_is_measured(server):
+    data = (b"POST /c HTTP/1.1\r\nHost: seized-iptv.example\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    row = server.row_for_port(raw_request(server.public_port, data).local_port)
+    assert row["body_size"] == 11
+    assert row["body_sha256"] == hashlib.sha256(b"hello world").hexdigest()
+
+
+def test_passwords_in_the_query_are_redacted(server):
+    target = "/get.php?username=a&password=b&PASS=hunter2&Pwd=s3cret&passwd=x%20y&type=m3u_plus&passport=keep"
+    response = server.request(target=target)
+    row = server.row_for_port(response.local_port)
+    assert row["query"] == ("username=a&password=[REDACTED]&PASS=[REDACTED]&Pwd=[REDACTED]"
+                            "&passwd=[REDACTED]&type=m3u_plus&passport=keep")
+    stored = json.dumps(row)
+    for secret in ("hunter2", "s3cret", "x%20y"):
+        assert secret not in stored
+
+
+def test_passwords_in_a_form_body_are_redacted_before_hashing(server):
+    form = b"username=alice&password=hunter2&action=login"
+    response = server.request("POST", "/player_api.php", body=form,
+                              headers=[("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8")])
+    row = server.row_for_port(response.local_port)
+    assert row["body_size"] == len(form)
+    # The stored hash is of the redacted form: a hash of the real one would let guesses be tested.
+    assert row["body_sha256"] == hashlib.sha256(b"username=alice&password=[REDACTED]&action=login").hexdigest()
+    assert "hunter2" not in json.dumps(row)
+
+
+def test_authorization_secrets_are_redacted(server):
+    basic = base64.b64encode(b"alice:hunter2").decode()
+    response = server.request(headers=[
+        ("Authorization", f"Basic {basic}"),
+        ("Proxy-Authorization", "Bearer tok-abc.def"),
+        ("Referer", "http://bob:pw123@panel.example/get.php?username=bob&password=pw456"),
+        ("X-Other", "password=stays-as-sent"),
+    ])
+    row = server.row_for_port(response.local_port)
+    headers = dict((k, v) for k, v in headers_of(row))
+    assert headers["authorization"] == "Basic alice:[REDACTED]"
+    assert headers["proxy-authorization"] == "Bearer [REDACTED]"
+    assert headers["referer"] == "http://bob:[REDACTED]@panel.example/get.php?username=bob&password=[REDACTED]"
+    assert headers["x-other"] == "password=stays-as-sent"  # nothing else is altered
+    stored = json.dumps(row)
+    for secret in ("hunter2", basic, "tok-abc", "pw123", "pw456"):
+        assert secret not in stored
+
+
+def test_spoofed_forwarding_headers_from_an_untrusted_peer_are_ignored(server):
+    response = server.request(headers=[
+        ("X-Forwarded-For", "203.0.113.77"), ("Forwarded", 'for="198.51.100.1:4444"'), ("X-Real-Port", "1234"),
+    ])
+    assert "203.0.113.77" not in response.text
+    row = server.row_for_port(response.local_port)
+    assert (row["client_ip"], row["client_port"]) == ("127.0.0.1", response.local_port)
+    assert ["x-forwarded-for", "203.0.113.77"] in headers_of(row)  # kept as evidence, not believed
+
+
+@pytest.mark.parametrize("headers, client_ip, client_port", [
+    ([("X-Forwarded-For", "203.0.113.5"), ("X-Real-Port", "51234")], "203.0.113.5", 51234),
+    # Rightmost untrusted hop: the left entries could have been written by the client itself.
+    ([("X-Forwarded-For", "6.6.6.6, 203.0.113.5, 10.1.2.3")], "203.0.113.5", None),
+    ([("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-For", "203.0.113.9")], "203.0.113.9", None),
+    ([("Forwarded", 'for="203.0.113.60:47011";proto=https')], "203.0.113.60", 47011),
+    ([("Forwarded", 'for="[2001:db8:cafe::17]:4711"')], "2001:db8:cafe::17", 4711),
+    ([("Forwarded", "for=192.0.2.43, for=198.51.100.17;by=10.0.0.1")], "198.51.100.17", None),
+    # Forwarded wins over X-Forwarded-For when both are present.
+    ([("Forwarded", "for=192.0.2.44"), ("X-Forwarded-For", "192.0.2.99")], "192.0.2.44", None),
+    # A hidden client behind the proxy: nothing beyond that hop is believed.
+    ([("Forwarded", "for=unknown")], "127.0.0.1", "peer"),
+    ([("X-Forwarded-For", "not-an-ip")], "127.0.0.1", "peer"),
+    ([("X-Real-Port", "99999"), ("X-Forwarded-For", "203.0.113.5")], "203.0.113.5", None),
+    ([], "127.0.0.1", "peer"),
+])
+def test_trusted_proxy_headers_give_the_client(proxied_server, headers, client_ip, client_port):
+    response = proxied_server.request(headers=headers)
+    rows = proxied_server.wait_rows("peer_port = ?", (response.local_port,))
+    assert len(rows) == 1
+    row = rows[0]
+    expected_port = response.local_port if client_port == "peer" else client_port
+    assert (row["client_ip"], row["client_port"]) == (client_ip, expected_port)
+    assert (row["peer_ip"], row["peer_port"]) == ("127.0.0.1", response.local_port)
+    assert f'id="visitor-ip">{client_ip}<' in response.text
+
+
+def test_forwarded_proto_sets_the_scheme(proxied_server):
+    response = proxied_server.request(headers=[("Forwarded", "for=203.0.113.8;proto=https")])
+    row = proxied_server.wait_rows("peer_port = ?", (response.local_port,))[0]
+    assert row["scheme"] == "https"
+
+
+def test_hits_cannot_be_edited_in_place(server):
+    response = server.request(target="/evidence")
+    row = server.row_for_port(response.local_port)
+    with sqlite3.connect(server.db_path) as db, pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("UPDATE hits SET client_ip = '1.2.3.4' WHERE id = ?", (row["id"],))
+
+
+def test_cli_lists_hits_as_ndjson_and_table(server):
+    import subprocess
+    import sys
+    response = server.request(target="/get.php?username=a&password=b")
+    server.row_for_port(response.local_port)
+    db = f"sqlite:///{server.db_path}"
+    out = subprocess.run([sys.executable, "-m", "app", "hits", "list", "--db", db, "--limit", "500", "--format", "ndjson"],
+                         capture_output=True, text=True, check=True).stdout
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["id"] for r in records] == sorted((r["id"] for r in records), reverse=True)
+    mine = next(r for r in records if r["client_port"] == response.local_port)
+    required = {"id", "received_at", "domain", "host", "client_ip", "client_port", "peer_ip", "peer_port", "server_port",
+                "scheme", "method", "path", "query", "http_version", "headers", "user_agent", "body_size",
+                "body_sha256", "status", "node"}
+    assert required <= set(mine)
+    assert mine["query"] == "username=a&password=[REDACTED]"
+    assert isinstance(mine["headers"], list)
+    table = subprocess.run([sys.executable, "-m", "app", "hits", "list", "--db", db, "--limit", "3"],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    assert table[0].split()[:4] == ["id", "received_at", "client_ip", "client_port"]
+    assert len(table) == 4
