@@ -55,8 +55,8 @@ async def seed_domains(store, settings: Settings) -> None:
 async def serve(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     store = await open_store(settings.db)  # domains and other reads
-    writer_store = await open_store(settings.db)  # the writer's own connection, so reads never wait on it
-    writer_store.busy_timeout = 1.0
+    # The writer's own connection, so reads never wait on it; a short lock wait, then it spools.
+    writer_store = await open_store(settings.db, busy_timeout=1.0)
     await seed_domains(store, settings)
     languages = load_languages()
     writer = HitWriter(writer_store, Spool(settings.spool_dir), settings.queue_size, settings.batch_size,

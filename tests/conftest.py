@@ -34,7 +34,6 @@ def fresh_server(tmp_path):
 
     def make(**settings) -> Server:
         srv = Server(tmp_path / f"s{len(servers)}", settings=settings, domains=DOMAINS)
-        srv.directory.mkdir()
         servers.append(srv)
         return srv
 

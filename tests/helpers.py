@@ -81,6 +81,7 @@ class Server:
     process: subprocess.Popen | None = None
 
     def __post_init__(self):
+        self.directory.mkdir(parents=True, exist_ok=True)
         self.public_port = free_port()
         self.admin_port = free_port()
         self.db_path = self.directory / "seized.db"

@@ -15,7 +15,8 @@ def sqlite_path(url: str) -> Path:
     return Path(url[len(prefix):])
 
 
-async def open_store(url: str) -> SQLiteStore:
-    store = SQLiteStore(sqlite_path(url))
+async def open_store(url: str, busy_timeout: float = 5.0) -> SQLiteStore:
+    """`busy_timeout`: how long a write waits for another writer's lock before it fails."""
+    store = SQLiteStore(sqlite_path(url), busy_timeout)
     await store.open()
     return store

@@ -138,6 +138,8 @@ class HitWriter:
                         self.counters["replayed"] += await self.store.insert_hits(rows)
                     except Exception as error:
                         log.warning("replay from %s paused: %s", path.name, error)
+                        self.storage_ok = False
                         return
+                    self.storage_ok = True
                 await self._run(path.unlink)
                 log.info("replayed spool file %s", path.name)
