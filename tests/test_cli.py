@@ -1,0 +1,73 @@
+"""The `seized` command against a running server's database."""
+
+import os
+import subprocess
+import sys
+import time
+
+from helpers import Server
+
+
+def seized(*args, check=True):
+    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, check=check)
+
+
+def test_domains_added_and_removed_by_cli_reach_the_running_server(server):
+    db = f"sqlite:///{server.db_path}"
+    assert server.request(host="tv.newly-seized.example").text.count("newly-seized.example") == 0
+    seized("domains", "add", "Newly-Seized.example", "--db", db, "--agency", "CLI Agency", "--status", "410",
+           "--language", "it", "--case-ref", "CLI-1")
+    listed = seized("domains", "list", "--db", db).stdout
+    assert "newly-seized.example" in listed and "CLI Agency" in listed
+
+    deadline = time.monotonic() + 10
+    while (response := server.request(host="tv.newly-seized.example")).status != 410 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert response.status == 410
+    assert "CLI Agency" in response.text and "CLI-1" in response.text
+    assert response.header("content-language") == "it"
+    assert server.row_for_port(response.local_port)["domain"] == "newly-seized.example"
+
+    seized("domains", "remove", "newly-seized.example", "--db", db)
+    deadline = time.monotonic() + 10
+    while (response := server.request(host="tv.newly-seized.example")).status == 410 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert response.status == 451
+    assert server.row_for_port(response.local_port)["domain"] is None
+    assert seized("domains", "remove", "newly-seized.example", "--db", db, check=False).returncode == 1
+
+
+def test_config_seeds_only_what_the_database_lacks(tmp_path):
+    srv = Server(tmp_path, domains=[{"name": "seed.example", "agency": "From Config"}])
+    db = f"sqlite:///{srv.db_path}"
+    seized("domains", "add", "seed.example", "--db", db, "--agency", "From Database")
+    srv.start()
+    try:
+        assert "From Database" in srv.request(host="seed.example").text
+    finally:
+        assert srv.stop() == 0
+
+
+def test_invalid_domain_and_missing_config_are_clear_errors(tmp_path):
+    bad = seized("domains", "add", "bad/name", "--db", f"sqlite:///{tmp_path}/x.db", check=False)
+    assert bad.returncode != 0 and "not a domain name" in bad.stderr
+    missing = seized("hits", "list", "--config", str(tmp_path / "nope.toml"), check=False)
+    assert missing.returncode != 0 and "config file not found" in missing.stderr
+
+
+def test_environment_variables_override_the_config_file(tmp_path):
+    srv = Server(tmp_path, domains=[{"name": "env.example"}])
+    env_db = tmp_path / "from-env.db"
+    os.environ["SEIZED_DB"] = f"sqlite:///{env_db}"
+    os.environ["SEIZED_NOTICE__AGENCY"] = "Agency From Env"
+    try:
+        srv.start()
+        response = srv.request(host="unknown.example")
+        assert "Agency From Env" in response.text
+        assert srv.stop() == 0
+        out = subprocess.run([sys.executable, "-m", "app", "hits", "list", "--format", "ndjson"],
+                             capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+        assert str(response.local_port) in out
+        assert env_db.exists() and not srv.db_path.exists()
+    finally:
+        del os.environ["SEIZED_DB"], os.environ["SEIZED_NOTICE__AGENCY"]
