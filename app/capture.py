@@ -131,7 +131,7 @@ class ClientResolver:
 
     def resolve(self, peer_ip: str | None, peer_port: int | None, headers, scheme: str):
         """-> (client_ip, client_port, scheme)."""
-        if peer_ip is not None:
+        if peer_ip is not None and peer_ip.startswith("::ffff:"):
             address = parse_ip(peer_ip)
             peer_ip = str(address) if address is not None else peer_ip
         if not self._trusted or not self.is_trusted(peer_ip):

@@ -56,9 +56,9 @@ def serve(
     node: Annotated[Optional[str], typer.Option(help="This node's id, stored with every hit.")] = None,
 ):
     """Start the public notice listener and the management listener."""
-    from .server import serve as run_server
+    from .server import run
 
-    asyncio.run(run_server(_settings(config, public=public, admin=admin, db=db, node=node)))
+    run(_settings(config, public=public, admin=admin, db=db, node=node))
 
 
 def row_for_output(row: dict) -> dict:

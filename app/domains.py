@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from .config import NoticeSettings
 
 
-@dataclass(frozen=True, slots=True)
+# eq=False: hashed by identity, so per-notice caches cost nothing per request; a changed
+# domain list builds new Notice objects.
+@dataclass(frozen=True, slots=True, eq=False)
 class Notice:
     """Everything the notice for one domain (or for unknown hosts, domain=None) needs."""
 

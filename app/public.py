@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
 from functools import lru_cache
 from urllib.parse import quote
 
@@ -30,9 +29,15 @@ FALLBACK_PAGE = b"<!doctype html><title>Seized</title><h1>This domain has been s
 NOT_HTTP = b"Bad request: this is not an HTTP request.\n"
 
 
+@lru_cache(maxsize=4)
+def _display_second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
+
+
 def display_time(ns: int) -> str:
-    stamp = datetime.fromtimestamp(ns / 1e9, timezone.utc)
-    return stamp.strftime("%Y-%m-%d %H:%M:%S.") + f"{stamp.microsecond // 1000:03d} UTC"
+    """'2026-11-23 06:00:25.123 UTC'."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return f"{_display_second(seconds)}.{rest // 1_000_000:03d} UTC"
 
 
 class PublicApp:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
-from datetime import datetime, timezone
+import os
+import time
+from functools import lru_cache
 
 from .capture import Hit
 from .redact import redact_form, redact_header
@@ -24,14 +25,19 @@ def text_of(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
+@lru_cache(maxsize=64)
+def _utc_second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
 def iso_utc(ns: int) -> str:
     """Nanoseconds since the epoch -> '2026-11-23T06:00:25.123456Z' (sorts as text)."""
     seconds, rest = divmod(ns, 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{rest // 1000:06d}Z"
+    return f"{_utc_second(seconds)}.{rest // 1000:06d}Z"
 
 
-def to_row(hit: Hit) -> dict:
+def to_row(hit: Hit) -> tuple:
+    """The stored row, its values in COLUMNS order."""
     headers = []
     for raw_name, raw_value in hit.headers:
         name = text_of(raw_name)
@@ -41,31 +47,36 @@ def to_row(hit: Hit) -> dict:
     if hit.form_body is not None:
         # The hash of a form that holds a password would let anyone test guesses against it.
         body_sha256 = hashlib.sha256(redact_form(text_of(hit.form_body)).encode("utf-8")).hexdigest()
-    return {
-        "uid": uuid.uuid4().hex,
-        "received_at": iso_utc(hit.received_at_ns),
-        "node": hit.node,
-        "host": text_of(hit.host),
-        "domain": hit.domain,
-        "scheme": hit.scheme,
-        "method": hit.method,
-        "path": text_of(hit.raw_path),
-        "query": redact_form(text_of(hit.query)),
-        "http_version": hit.http_version,
-        "client_ip": hit.client_ip,
-        "client_port": hit.client_port,
-        "peer_ip": hit.peer_ip,
-        "peer_port": hit.peer_port,
-        "server_port": hit.server_port,
-        "headers": json.dumps(headers, ensure_ascii=False, separators=(",", ":")),
-        "user_agent": user_agent,
-        "body_size": hit.body_size,
-        "body_sha256": body_sha256,
-        "status": hit.status,
-        "duration_ms": round(hit.duration_ms, 3),
-        "error": hit.error,
-    }
+    return (
+        # Unique across nodes and restarts: what makes replaying a spool file twice harmless.
+        f"{hit.received_at_ns:016x}{os.urandom(8).hex()}",
+        iso_utc(hit.received_at_ns),
+        hit.node,
+        text_of(hit.host),
+        hit.domain,
+        hit.scheme,
+        hit.method,
+        text_of(hit.raw_path),
+        redact_form(text_of(hit.query)),
+        hit.http_version,
+        hit.client_ip,
+        hit.client_port,
+        hit.peer_ip,
+        hit.peer_port,
+        hit.server_port,
+        json.dumps(headers, ensure_ascii=False, separators=(",", ":")),
+        user_agent,
+        hit.body_size,
+        body_sha256,
+        hit.status,
+        round(hit.duration_ms, 3),
+        hit.error,
+    )
 
 
-def to_rows(hits: list[Hit]) -> list[dict]:
+def to_rows(hits: list[Hit]) -> list[tuple]:
     return [to_row(hit) for hit in hits]
+
+
+def as_dict(row: tuple) -> dict:
+    return dict(zip(COLUMNS, row))

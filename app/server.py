@@ -118,3 +118,14 @@ async def serve(settings: Settings) -> None:
         await store.close()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+def run(settings: Settings) -> None:
+    """Serve on uvloop where it is installed (it is with uvicorn[standard]): markedly faster."""
+    try:
+        import uvloop
+        loop_factory = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(serve(settings))

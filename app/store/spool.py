@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from ..record import COLUMNS, as_dict
+
 CURRENT = "current.ndjson"
 
 
@@ -20,8 +22,8 @@ class Spool:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
 
-    def append(self, rows: list[dict]) -> None:
-        data = "".join(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows).encode("utf-8")
+    def append(self, rows: list[tuple]) -> None:
+        data = "".join(json.dumps(as_dict(row), ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows).encode("utf-8")
         with self._lock, open(self.directory / CURRENT, "ab") as spool:
             spool.write(data)
             spool.flush()
@@ -41,14 +43,15 @@ class Spool:
         return sorted(p for p in self.directory.glob("*.ndjson") if p.name != CURRENT)
 
     @staticmethod
-    def read(path: Path, chunk: int) -> Iterator[list[dict]]:
+    def read(path: Path, chunk: int) -> Iterator[list[tuple]]:
         """Rows of a sealed file in chunks. A torn last line, left by a crash mid-append, is skipped."""
         rows = []
         with open(path, "rb") as spool:
             for line in spool:
                 if not line.endswith(b"\n"):
                     break
-                rows.append(json.loads(line))
+                row = json.loads(line)
+                rows.append(tuple(row[c] for c in COLUMNS))
                 if len(rows) >= chunk:
                     yield rows
                     rows = []

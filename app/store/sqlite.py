@@ -60,12 +60,12 @@ class SQLiteStore:
 
     # -- hits --------------------------------------------------------------------------------
 
-    async def insert_hits(self, rows: list[dict]) -> int:
+    async def insert_hits(self, rows: list[tuple]) -> int:
         """One transaction; rows already present (same uid, e.g. replayed from the spool) are
         skipped. Returns how many were new."""
         before = self.db.total_changes
         try:
-            await self.db.executemany(INSERT_HIT, [tuple(row[c] for c in COLUMNS) for row in rows])
+            await self.db.executemany(INSERT_HIT, rows)
             await self.db.commit()
         except BaseException:
             await self.db.rollback()

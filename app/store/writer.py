@@ -101,7 +101,7 @@ class HitWriter:
         self.storage_ok = True
         self.counters["stored"] += len(rows)
 
-    async def _spool_rows(self, rows: list[dict]) -> None:
+    async def _spool_rows(self, rows: list[tuple]) -> None:
         while True:
             try:
                 await self._run(self.spool.append, rows)
