@@ -14,6 +14,7 @@ from .capture import FORM_TYPE, ClientResolver, Hit, read_body
 from .domains import DomainTable, Notice
 from .notice.html import HtmlNotice
 from .notice.texts import choose_language
+from .record import utc_second
 
 log = logging.getLogger("seized.public")
 
@@ -29,15 +30,10 @@ FALLBACK_PAGE = b"<!doctype html><title>Seized</title><h1>This domain has been s
 NOT_HTTP = b"Bad request: this is not an HTTP request.\n"
 
 
-@lru_cache(maxsize=4)
-def _display_second(seconds: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
-
-
 def display_time(ns: int) -> str:
     """'2026-11-23 06:00:25.123 UTC'."""
     seconds, rest = divmod(ns, 1_000_000_000)
-    return f"{_display_second(seconds)}.{rest // 1_000_000:03d} UTC"
+    return f"{utc_second(seconds, ' ')}.{rest // 1_000_000:03d} UTC"
 
 
 class PublicApp:

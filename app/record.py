@@ -26,14 +26,15 @@ def text_of(raw: bytes) -> str:
 
 
 @lru_cache(maxsize=64)
-def _utc_second(seconds: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+def utc_second(seconds: int, separator: str = "T") -> str:
+    """'2026-11-23T06:00:25'; cached, as a busy second formats thousands of stamps."""
+    return time.strftime(f"%Y-%m-%d{separator}%H:%M:%S", time.gmtime(seconds))
 
 
 def iso_utc(ns: int) -> str:
     """Nanoseconds since the epoch -> '2026-11-23T06:00:25.123456Z' (sorts as text)."""
     seconds, rest = divmod(ns, 1_000_000_000)
-    return f"{_utc_second(seconds)}.{rest // 1000:06d}Z"
+    return f"{utc_second(seconds)}.{rest // 1000:06d}Z"
 
 
 def to_row(hit: Hit) -> tuple:
@@ -79,4 +80,4 @@ def to_rows(hits: list[Hit]) -> list[tuple]:
 
 
 def as_dict(row: tuple) -> dict:
-    return dict(zip(COLUMNS, row))
+    return dict(zip(COLUMNS, row, strict=True))

@@ -5,7 +5,6 @@ import hashlib
 import json
 import re
 import sqlite3
-import time
 from datetime import datetime, timezone
 
 import pytest
