@@ -1,31 +1,49 @@
-"""The `seized` command. Thin: every command calls the same store and server code the service uses."""
+"""The `seized` command. Thin: every command calls the same store, query and token code the
+service uses, directly on the database (`--db`) or through a running server (`--url`, `--token`)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
+import sys
+import typing
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import ValidationError
 
 from .config import load_settings, normalise_domain
+from .query import MAX_PAGE, Exporter, HitFilter, record
 from .store import open_store
+from .tokens import ROLES, create_token
 
 app = typer.Typer(help="seized: the notice service for seized domains, and its evidential hit log.",
                   no_args_is_help=True, add_completion=False)
-hits_app = typer.Typer(help="Read the hit log.", no_args_is_help=True)
+hits_app = typer.Typer(help="Read, query and export the hit log.", no_args_is_help=True)
 domains_app = typer.Typer(help="Manage the seized-domain list (stored in the database).", no_args_is_help=True)
+tokens_app = typer.Typer(help="Manage management-API tokens.", no_args_is_help=True)
 app.add_typer(hits_app, name="hits")
 app.add_typer(domains_app, name="domains")
+app.add_typer(tokens_app, name="tokens")
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file.")]
 DbOption = Annotated[Optional[str], typer.Option("--db", help="Database URL, e.g. sqlite:///data/seized.db.")]
+UrlOption = Annotated[Optional[str], typer.Option("--url", help="A running server's management URL, e.g. http://127.0.0.1:8081 (instead of --db).")]
+TokenOption = Annotated[Optional[str], typer.Option("--token", envvar="SEIZED_TOKEN", help="Investigator token for --url.")]
 
 
 class Format(str, Enum):
     table = "table"
+    csv = "csv"
+    ndjson = "ndjson"
+
+
+class ExportFormat(str, Enum):
+    csv = "csv"
     ndjson = "ndjson"
 
 
@@ -47,6 +65,68 @@ def _with_store(db_url: str, work):
     return asyncio.run(run())
 
 
+# Each hit filter is a command-line option of `hits query` and `hits export` (same names as the API's).
+FILTER_OPTIONS = {
+    "since": (Optional[str], "Received at or after, RFC 3339 (e.g. 2026-11-23T06:00:00Z)."),
+    "until": (Optional[str], "Received before, RFC 3339."),
+    "domain": (Optional[str], "Seized domain."),
+    "ip": (Optional[str], "Client IP, exact."),
+    "cidr": (Optional[str], "Client IP inside this network (IPv4 or IPv6)."),
+    "port": (Optional[int], "Client source port."),
+    "method": (Optional[str], "HTTP method."),
+    "path_prefix": (Optional[str], "Path starts with this."),
+    "ua": (Optional[str], "User-Agent contains this."),
+    "status": (Optional[int], "Response status."),
+    "node": (Optional[str], "Node id."),
+}
+
+
+def with_hit_filters(command):
+    """Adds the filter options to `command` and hands it one validated HitFilter as `filters`."""
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                          annotation=Annotated[kind, typer.Option(help=text, rich_help_panel="Filters")])
+        for name, (kind, text) in FILTER_OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        try:
+            filters = HitFilter(**{name: kwargs.pop(name) for name in FILTER_OPTIONS})
+        except ValidationError as error:
+            raise typer.BadParameter("; ".join(e["msg"] for e in error.errors())) from error
+        return command(filters=filters, **kwargs)
+
+    hints = typing.get_type_hints(command, include_extras=True)  # real types, not the strings of `annotations`
+    own = [p.replace(annotation=hints[p.name]) for p in inspect.signature(command).parameters.values() if p.name != "filters"]
+    wrapper.__signature__ = inspect.Signature(own + extra)
+    wrapper.__annotations__ = {p.name: p.annotation for p in own + extra}
+    return wrapper
+
+
+def _remote(url: str, token: str | None):
+    import httpx
+
+    if not token:
+        raise typer.BadParameter("--url needs --token (or SEIZED_TOKEN)")
+    return httpx.Client(base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=60)
+
+
+def _check(response) -> None:
+    if response.status_code >= 400:
+        response.read()
+        typer.echo(f"error {response.status_code}: {response.text}", err=True)
+        raise typer.Exit(1)
+
+
+def _print_table(items: list[dict]) -> None:
+    columns = ("id", "received_at", "client_ip", "client_port", "method", "host", "path", "status")
+    table = [columns] + [tuple("" if item[c] is None else str(item[c]) for c in columns) for item in items]
+    widths = [min(max(len(line[i]) for line in table), 40) for i in range(len(columns))]
+    for line in table:
+        typer.echo("  ".join(cell[:40].ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
 @app.command()
 def serve(
     config: ConfigOption = None,
@@ -61,28 +141,90 @@ def serve(
     run(_settings(config, public=public, admin=admin, db=db, node=node))
 
 
-def row_for_output(row: dict) -> dict:
-    return {**row, "headers": json.loads(row["headers"])}
-
-
 @hits_app.command("list")
 def hits_list(
     config: ConfigOption = None,
     db: DbOption = None,
     limit: Annotated[int, typer.Option(min=1, help="How many hits, newest first.")] = 20,
-    format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+    format: Annotated[Format, typer.Option("--format", "-f", help="table or ndjson.")] = Format.table,
 ):
     """Print the latest hits, newest first."""
     rows = _with_store(_settings(config, db=db).db, lambda store: store.latest_hits(limit))
-    if format is Format.ndjson:
-        for row in rows:
-            typer.echo(json.dumps(row_for_output(row), ensure_ascii=False))
+    items = [record(row) for row in rows]
+    if format is Format.table:
+        _print_table(items)
+    else:
+        for item in items:
+            typer.echo(json.dumps(item, ensure_ascii=False))
+
+
+@hits_app.command("query")
+@with_hit_filters
+def hits_query(
+    filters: HitFilter,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many hits, newest first.")] = 100,
+    format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+):
+    """Hits matching the filters, newest first (the same query layer as GET /api/v1/hits)."""
+    if url:
+        items, cursor = [], None
+        with _remote(url, token) as client:
+            while len(items) < limit:
+                params = {**filters.active(), "limit": min(MAX_PAGE, limit - len(items))}
+                if cursor:
+                    params["cursor"] = cursor
+                response = client.get("/api/v1/hits", params=params)
+                _check(response)
+                page = response.json()
+                items += page["items"]
+                cursor = page["next_cursor"]
+                if not cursor:
+                    break
+    else:
+        rows = _with_store(_settings(config, db=db).db, lambda store: store.query_hits(filters, None, limit))
+        items = [record(row) for row in rows]
+    if format is Format.table:
+        _print_table(items)
         return
-    columns = ("id", "received_at", "client_ip", "client_port", "method", "host", "path", "status")
-    table = [columns] + [tuple("" if row[c] is None else str(row[c]) for c in columns) for row in rows]
-    widths = [min(max(len(line[i]) for line in table), 40) for i in range(len(columns))]
-    for line in table:
-        typer.echo("  ".join(cell[:40].ljust(width) for cell, width in zip(line, widths)).rstrip())
+    exporter = Exporter(format.value)
+    sys.stdout.write(exporter.start())
+    sys.stdout.write(exporter.items(items))
+
+
+@hits_app.command("export")
+@with_hit_filters
+def hits_export(
+    filters: HitFilter,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    format: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.csv,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here instead of standard output.")] = None,
+):
+    """Every matching hit, oldest first, streamed (the same export as GET /api/v1/hits/export)."""
+    target = open(out, "w", encoding="utf-8", newline="") if out else sys.stdout
+    try:
+        if url:
+            with _remote(url, token) as client, client.stream(
+                    "GET", "/api/v1/hits/export", params={**filters.active(), "format": format.value}) as response:
+                _check(response)
+                for text in response.iter_text():
+                    target.write(text)
+        else:
+            async def export(store):
+                exporter = Exporter(format.value)
+                target.write(exporter.start())
+                async for rows in store.iter_hits(filters):
+                    target.write(exporter.rows(rows))
+            _with_store(_settings(config, db=db).db, export)
+    finally:
+        if out:
+            target.close()
 
 
 @domains_app.command("list")
@@ -127,6 +269,43 @@ def domains_remove(name: str, config: ConfigOption = None, db: DbOption = None):
         typer.echo(f"no such domain: {name}", err=True)
         raise typer.Exit(1)
     typer.echo(f"removed {name}")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
+    name: Annotated[str, typer.Option(help="Who or what uses it (unique).")],
+    expires: Annotated[Optional[float], typer.Option(min=0.001, help="Days until it expires (default: never).")] = None,
+    config: ConfigOption = None,
+    db: DbOption = None,
+):
+    """Create a token and print its secret: the only time it is shown (only a hash is stored)."""
+    async def create(store):
+        if any(row["name"] == name for row in await store.list_tokens()):
+            raise typer.BadParameter(f"a token named {name!r} exists")
+        return await create_token(store, name, role, expires)
+    try:
+        secret = _with_store(_settings(config, db=db).db, create)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    typer.echo(secret)
+
+
+@tokens_app.command("list")
+def tokens_list(config: ConfigOption = None, db: DbOption = None):
+    """List tokens (never their secrets)."""
+    for row in _with_store(_settings(config, db=db).db, lambda store: store.list_tokens()):
+        state = "revoked" if row["revoked_at"] else f"expires {row['expires_at']}" if row["expires_at"] else "active"
+        typer.echo(f"{row['name']:24} {row['role']:13} {state:40} last used {row['last_used_at'] or 'never'}")
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(name: str, config: ConfigOption = None, db: DbOption = None):
+    """Revoke a token by name; it stops working at once."""
+    if not _with_store(_settings(config, db=db).db, lambda store: store.revoke_token(name)):
+        typer.echo(f"no active token named {name!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {name}")
 
 
 def main() -> None:

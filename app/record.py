@@ -4,6 +4,7 @@ writer's worker thread, never on the event loop."""
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import time
@@ -15,8 +16,22 @@ from .redact import redact_form, redact_header
 COLUMNS = (
     "uid", "received_at", "node", "host", "domain", "scheme", "method", "path", "query",
     "http_version", "client_ip", "client_port", "peer_ip", "peer_port", "server_port",
-    "headers", "user_agent", "body_size", "body_sha256", "status", "duration_ms", "error",
+    "headers", "user_agent", "body_size", "body_sha256", "status", "duration_ms", "error", "client_ip_key",
 )
+
+
+def ip_key(ip: str | None) -> str | None:
+    """An IP as 32 hex digits, IPv4 as IPv4-mapped IPv6: text that sorts like the address, so a
+    CIDR is one range (see query.py)."""
+    if not ip:
+        return None
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if address.version == 4:
+        address = ipaddress.IPv6Address(b"\0" * 10 + b"\xff\xff" + address.packed)
+    return address.packed.hex()
 
 
 def text_of(raw: bytes) -> str:
@@ -72,6 +87,7 @@ def to_row(hit: Hit) -> tuple:
         hit.status,
         round(hit.duration_ms, 3),
         hit.error,
+        ip_key(hit.client_ip),
     )
 
 

@@ -8,10 +8,11 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 
 import uvicorn
 
-from .admin import create_admin_app
+from .api import create_management_app
 from .assets import Assets
 from .capture import ClientResolver
 from .config import Settings, split_address
@@ -23,6 +24,7 @@ from .public import SECURITY_HEADERS, PublicApp
 from .store import open_store
 from .store.spool import Spool
 from .store.writer import HitWriter
+from .tokens import ensure_admin_token
 
 log = logging.getLogger("seized")
 DOMAIN_POLL = 1.0  # seconds: domain changes reach the public listener within this
@@ -58,6 +60,12 @@ async def serve(settings: Settings) -> None:
     # The writer's own connection, so reads never wait on it; a short lock wait, then it spools.
     writer_store = await open_store(settings.db, busy_timeout=1.0)
     await seed_domains(store, settings)
+    first_token = await ensure_admin_token(store)
+    if first_token:
+        # Like a first-run password: printed once, only its hash is kept.
+        print(f"\n  No admin token existed, so one was created. It is shown only this once:\n\n"
+              f"      {first_token}\n\n  Use it as 'Authorization: Bearer <token>' on the management API.\n",
+              file=sys.stderr, flush=True)
     languages = load_languages()
     writer = HitWriter(writer_store, Spool(settings.spool_dir), settings.queue_size, settings.batch_size,
                        settings.batch_interval_ms / 1000)
@@ -80,7 +88,8 @@ async def serve(settings: Settings) -> None:
     listeners = [
         _Listener(uvicorn.Config(public_app, host=public_host, port=public_port, http=recording_protocol(public_app),
                                  h11_max_incomplete_event_size=64 * 1024, **common)),
-        _Listener(uvicorn.Config(create_admin_app(writer, settings.node), host=admin_host, port=admin_port, **common)),
+        _Listener(uvicorn.Config(create_management_app(store=store, writer=writer, settings=settings),
+                                 host=admin_host, port=admin_port, **common)),
     ]
 
     loop = asyncio.get_running_loop()

@@ -135,7 +135,7 @@ class Server:
         return f"http://127.0.0.1:{self.admin_port}{path}"
 
     def health(self) -> dict:
-        return httpx.get(self.admin_url("/healthz"), timeout=5).json()
+        return httpx.get(self.admin_url("/readyz"), timeout=5).json()
 
     def request(self, *args, **kwargs) -> Response:
         return request(self.public_port, *args, **kwargs)

@@ -48,4 +48,48 @@ SQLITE = [
         updated_at TEXT NOT NULL
     );
     """,
+    # 2: what the management API needs. client_ip_key: the client IP as 32 hex digits (IPv6, or
+    # IPv4-mapped), so a CIDR is one indexed range; indexes end in id for keyset pages; API tokens
+    # (only hashes kept); the audit log, which nothing may change or delete.
+    """
+    ALTER TABLE hits ADD COLUMN client_ip_key TEXT;
+    DROP TRIGGER hits_no_update;
+    UPDATE hits SET client_ip_key = ip_key(client_ip);
+    CREATE TRIGGER hits_no_update BEFORE UPDATE ON hits
+    BEGIN SELECT RAISE(ABORT, 'hits are append-only'); END;
+    DROP INDEX hits_client_ip;
+    DROP INDEX hits_domain;
+    CREATE INDEX hits_client_ip ON hits (client_ip, id);
+    CREATE INDEX hits_client_ip_key ON hits (client_ip_key, id);
+    CREATE INDEX hits_domain ON hits (domain, id);
+    CREATE INDEX hits_client_port ON hits (client_port, id);
+    CREATE INDEX hits_node ON hits (node, id);
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'investigator', 'auditor')),
+        secret_sha256 TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        revoked_at TEXT,
+        last_used_at TEXT
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        token_name TEXT,
+        role TEXT,
+        client_ip TEXT,
+        method TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        filters TEXT NOT NULL,
+        rows INTEGER,
+        status INTEGER NOT NULL
+    );
+    CREATE INDEX audit_at ON audit (at);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
 ]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import aiosqlite
 
-from ..record import COLUMNS
+from ..query import GROUP_SQL, HitFilter
+from ..record import COLUMNS, ip_key
 from .migrations import SQLITE as MIGRATIONS
 
 DOMAIN_FIELDS = ("agency", "case_ref", "legal_basis", "language", "status", "blocked_by", "notes")
@@ -29,6 +30,7 @@ class SQLiteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = await aiosqlite.connect(self.path, timeout=self.busy_timeout)
         self.db.row_factory = aiosqlite.Row
+        await self.db.create_function("ip_key", 1, ip_key, deterministic=True)
         await self.db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed batch survives power loss, not only a crash of this process.
         await self.db.execute("PRAGMA synchronous=FULL")
@@ -73,8 +75,47 @@ class SQLiteStore:
         return self.db.total_changes - before
 
     async def latest_hits(self, limit: int) -> list[dict]:
-        async with self.db.execute("SELECT * FROM hits ORDER BY id DESC LIMIT ?", (limit,)) as cursor:
+        return await self.query_hits(HitFilter(), None, limit)
+
+    async def query_hits(self, where: HitFilter, before_id: int | None, limit: int) -> list[dict]:
+        """One page, newest first: hits older than `before_id`. New hits get higher ids, so paging
+        on while they arrive never repeats or skips one."""
+        sql, params = where.where()
+        if before_id is not None:
+            sql, params = f"({sql}) AND id < ?", [*params, before_id]
+        return await self._all(f"SELECT * FROM hits WHERE {sql} ORDER BY id DESC LIMIT ?", [*params, limit])
+
+    async def iter_hits(self, where: HitFilter, chunk: int = 1000):
+        """All matching hits, oldest first, `chunk` rows at a time; a snapshot as of the call."""
+        sql, params = where.where()
+        last_id = (await self._all("SELECT COALESCE(MAX(id), 0) AS top FROM hits", []))[0]["top"]
+        after = 0
+        while True:
+            rows = await self._all(f"SELECT * FROM hits WHERE ({sql}) AND id > ? AND id <= ? ORDER BY id LIMIT ?",
+                                   [*params, after, last_id, chunk])
+            if not rows:
+                return
+            yield rows
+            after = rows[-1]["id"]
+
+    async def get_hit(self, hit_id: int) -> dict | None:
+        rows = await self._all("SELECT * FROM hits WHERE id = ?", [hit_id])
+        return rows[0] if rows else None
+
+    async def hit_stats(self, where: HitFilter, group: str, limit: int = 10_000) -> list[dict]:
+        sql, params = where.where()
+        expression = GROUP_SQL[group]
+        order = "grp" if group in ("hour", "day") else "hits DESC, grp"
+        return await self._all(
+            f"SELECT {expression} AS grp, COUNT(*) AS hits, COUNT(DISTINCT client_ip) AS distinct_ips "
+            f"FROM hits WHERE {sql} GROUP BY grp ORDER BY {order} LIMIT ?", [*params, limit])
+
+    async def _all(self, sql: str, params) -> list[dict]:
+        async with self.db.execute(sql, params) as cursor:
             return [dict(row) for row in await cursor.fetchall()]
+
+    async def ping(self) -> None:
+        await self._all("SELECT 1", [])
 
     async def count_hits(self) -> int:
         async with self.db.execute("SELECT COUNT(*) FROM hits") as cursor:
@@ -104,6 +145,21 @@ class SQLiteStore:
         await self.db.commit()
         return cursor.rowcount > 0
 
+    async def get_domain(self, name: str) -> dict | None:
+        rows = await self._all("SELECT * FROM domains WHERE name = ?", [name])
+        return rows[0] if rows else None
+
+    async def update_domain(self, name: str, **fields) -> bool:
+        """Change only the given fields (None clears a notice field back to the [notice] default)."""
+        allowed = {k: v for k, v in fields.items() if k in (*DOMAIN_FIELDS, "active")}
+        if not allowed:
+            return await self.get_domain(name) is not None
+        assignments = ", ".join(f"{k} = ?" for k in allowed)
+        cursor = await self.db.execute(f"UPDATE domains SET {assignments}, updated_at = ? WHERE name = ?",
+                                       [*allowed.values(), now_iso(), name])
+        await self.db.commit()
+        return cursor.rowcount > 0
+
     async def remove_domain(self, name: str) -> bool:
         cursor = await self.db.execute("DELETE FROM domains WHERE name = ?", (name,))
         await self.db.commit()
@@ -113,3 +169,49 @@ class SQLiteStore:
         """Changes whenever the domain list changes; cheap enough to poll."""
         async with self.db.execute("SELECT COUNT(*), MAX(updated_at), group_concat(name) FROM domains") as cursor:
             return tuple(await cursor.fetchone())
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    async def add_token(self, token_id: str, name: str, role: str, secret_sha256: str, expires_at: str | None) -> None:
+        await self.db.execute("INSERT INTO tokens (id, name, role, secret_sha256, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                              (token_id, name, role, secret_sha256, now_iso(), expires_at))
+        await self.db.commit()
+
+    async def get_token(self, token_id: str) -> dict | None:
+        rows = await self._all("SELECT * FROM tokens WHERE id = ?", [token_id])
+        return rows[0] if rows else None
+
+    async def list_tokens(self) -> list[dict]:
+        return await self._all("SELECT id, name, role, created_at, expires_at, revoked_at, last_used_at FROM tokens ORDER BY created_at", [])
+
+    async def revoke_token(self, name: str) -> bool:
+        cursor = await self.db.execute("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", (now_iso(), name))
+        await self.db.commit()
+        return cursor.rowcount > 0
+
+    async def touch_token(self, token_id: str) -> None:
+        await self.db.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (now_iso(), token_id))
+        await self.db.commit()
+
+    async def has_active_token(self, role: str) -> bool:
+        rows = await self._all("SELECT 1 FROM tokens WHERE role = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+                               [role, now_iso()])
+        return bool(rows)
+
+    # -- audit -------------------------------------------------------------------------------
+
+    async def add_audit(self, *, token_name, role, client_ip, method, endpoint, filters: str, rows, status) -> None:
+        await self.db.execute(
+            "INSERT INTO audit (at, token_name, role, client_ip, method, endpoint, filters, rows, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (now_iso(), token_name, role, client_ip, method, endpoint, filters, rows, status))
+        await self.db.commit()
+
+    async def query_audit(self, *, since: str | None, until: str | None, token_name: str | None,
+                          before_id: int | None, limit: int) -> list[dict]:
+        clauses, params = [], []
+        for clause, value in (("at >= ?", since), ("at < ?", until), ("token_name = ?", token_name), ("id < ?", before_id)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        where = " AND ".join(clauses) or "1"
+        return await self._all(f"SELECT * FROM audit WHERE {where} ORDER BY id DESC LIMIT ?", [*params, limit])

@@ -1,0 +1,26 @@
+"""The management API (FastAPI) on its own listener: investigators, administrators, auditors."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from .. import __version__
+from . import audit, domains, health, hits, tokens
+from .auth import FailureLimiter
+
+
+def create_management_app(*, store, writer, settings) -> FastAPI:
+    app = FastAPI(
+        title="seized management API",
+        version=__version__,
+        description="Query and export the hit log, manage seized domains and tokens, read the audit log. "
+                    "Every /api/ request needs `Authorization: Bearer <token>` and is written to the audit log.",
+    )
+    app.state.store = store
+    app.state.writer = writer
+    app.state.settings = settings
+    app.state.limiter = FailureLimiter()
+    for module in (health, hits, domains, tokens, audit):
+        app.include_router(module.router)
+    app.add_middleware(audit.AuditMiddleware, store=store)
+    return app

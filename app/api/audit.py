@@ -1,0 +1,93 @@
+"""The audit log: every /api/ request, allowed or not, is recorded after it is answered.
+Auditors read it; nothing in the API changes or deletes it (the database refuses too)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel
+
+from ..query import parse_cursor, utc_text
+from .auth import ERRORS, require
+
+log = logging.getLogger("seized.audit")
+
+
+class AuditMiddleware:
+    def __init__(self, app, store):
+        self.app = app
+        self.store = store
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            return await self.app(scope, receive, send)
+        state = scope.setdefault("state", {})
+        status = 500
+
+        async def send_and_note(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            principal = state.get("principal")
+            query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+            try:
+                await self.store.add_audit(
+                    token_name=principal.name if principal else None, role=principal.role if principal else None,
+                    client_ip=(scope.get("client") or ("",))[0], method=scope["method"], endpoint=scope["path"],
+                    filters=json.dumps(dict(query), ensure_ascii=False), rows=state.get("audit_rows"), status=status)
+            except Exception:
+                log.exception("could not write the audit row for %s %s", scope["method"], scope["path"])
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: str
+    token_name: str | None
+    role: str | None
+    client_ip: str | None
+    method: str
+    endpoint: str
+    filters: dict
+    rows: int | None
+    status: int
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_cursor: str | None
+
+
+router = APIRouter(prefix="/api/v1", tags=["audit"], responses=ERRORS)
+
+
+@router.get("/audit", response_model=AuditPage, dependencies=[Depends(require("auditor"))],
+            responses={422: {"description": "invalid filter"}})
+async def read_audit(
+    request: Request,
+    since: Annotated[datetime | None, Query(description="at or after (RFC 3339)")] = None,
+    until: Annotated[datetime | None, Query(description="before (RFC 3339)")] = None,
+    token_name: Annotated[str | None, Query(description="requests made with this token")] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AuditPage:
+    """The audit log, newest first."""
+    try:
+        before_id = parse_cursor(cursor)
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from error
+    rows = await request.app.state.store.query_audit(
+        since=utc_text(since) if since else None, until=utc_text(until) if until else None,
+        token_name=token_name, before_id=before_id, limit=limit)
+    request.state.audit_rows = len(rows)
+    items = [AuditEntry(**{**row, "filters": json.loads(row["filters"])}) for row in rows]
+    return AuditPage(items=items, next_cursor=str(rows[-1]["id"]) if len(rows) == limit else None)

@@ -1,0 +1,109 @@
+"""Administrators: the seized domains and their notice settings. The public listener follows
+changes within a second (it polls the domain list), no restart needed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from pydantic import BaseModel, Field, field_validator
+
+from ..config import normalise_domain
+from .auth import ERRORS, require
+
+router = APIRouter(prefix="/api/v1", tags=["domains"], responses=ERRORS, dependencies=[Depends(require("admin"))])
+Status = Annotated[int, Field(ge=200, le=599)]
+
+
+class DomainSettings(BaseModel):
+    """Notice settings; a field left null falls back to the config file's [notice] default."""
+
+    agency: str | None = Field(None, max_length=500)
+    case_ref: str | None = Field(None, max_length=200)
+    legal_basis: str | None = Field(None, max_length=1000)
+    language: str | None = Field(None, max_length=20)
+    status: Status | None = None
+    blocked_by: str | None = Field(None, max_length=2000)
+    active: bool = True
+    notes: str = Field("", max_length=10_000)
+
+
+class DomainIn(DomainSettings):
+    name: str = Field(min_length=1, max_length=253)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        return normalise_domain(name)
+
+
+class DomainPatch(BaseModel):
+    agency: str | None = Field(None, max_length=500)
+    case_ref: str | None = Field(None, max_length=200)
+    legal_basis: str | None = Field(None, max_length=1000)
+    language: str | None = Field(None, max_length=20)
+    status: Status | None = None
+    blocked_by: str | None = Field(None, max_length=2000)
+    active: bool | None = None
+    notes: str | None = Field(None, max_length=10_000)
+
+
+class DomainOut(DomainSettings):
+    name: str
+    created_at: str
+    updated_at: str
+
+
+def domain_out(row: dict) -> DomainOut:
+    return DomainOut(**{**row, "active": bool(row["active"])})
+
+
+@router.get("/domains", response_model=list[DomainOut])
+async def list_domains(request: Request) -> list[DomainOut]:
+    rows = await request.app.state.store.list_domains()
+    request.state.audit_rows = len(rows)
+    return [domain_out(row) for row in rows]
+
+
+@router.post("/domains", response_model=DomainOut, status_code=201,
+             responses={409: {"description": "the domain exists"}, 422: {"description": "invalid domain"}})
+async def add_domain(request: Request, domain: DomainIn) -> DomainOut:
+    store = request.app.state.store
+    fields = domain.model_dump(exclude={"name", "active"})
+    if not await store.add_domain(domain.name, **fields):
+        raise HTTPException(409, f"{domain.name} exists; PATCH it instead")
+    if not domain.active:
+        await store.update_domain(domain.name, active=0)
+    return domain_out(await store.get_domain(domain.name))
+
+
+@router.get("/domains/{name}", response_model=DomainOut, responses={404: {"description": "no such domain"}})
+async def get_domain(request: Request, name: str) -> DomainOut:
+    row = await request.app.state.store.get_domain(name.strip().lower())
+    if row is None:
+        raise HTTPException(404, f"no domain {name}")
+    return domain_out(row)
+
+
+@router.patch("/domains/{name}", response_model=DomainOut,
+              responses={404: {"description": "no such domain"}, 422: {"description": "invalid settings"}})
+async def update_domain(request: Request, name: str, patch: DomainPatch) -> DomainOut:
+    """Changes only the fields sent; sending null clears a notice field back to the default."""
+    store = request.app.state.store
+    name = name.strip().lower()
+    fields = patch.model_dump(include=patch.model_fields_set)
+    if fields.get("active") is None:
+        fields.pop("active", None)
+    if fields.get("notes", "") is None:
+        fields["notes"] = ""
+    if not await store.update_domain(name, **fields):
+        raise HTTPException(404, f"no domain {name}")
+    return domain_out(await store.get_domain(name))
+
+
+@router.delete("/domains/{name}", status_code=204, responses={404: {"description": "no such domain"}})
+async def remove_domain(request: Request, name: str) -> Response:
+    """Removes the domain; its hits stay in the log."""
+    if not await request.app.state.store.remove_domain(name.strip().lower()):
+        raise HTTPException(404, f"no domain {name}")
+    return Response(status_code=204)

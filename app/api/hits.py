@@ -1,0 +1,115 @@
+"""Investigators: hits, one hit, streamed exports, stats."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from ..query import GROUPS, MAX_PAGE, MEDIA_TYPES, Exporter, ExportFormat, HitFilter, parse_cursor, record
+from .auth import ERRORS, require
+
+router = APIRouter(prefix="/api/v1", tags=["hits"], responses=ERRORS, dependencies=[Depends(require("investigator"))])
+INVALID = {422: {"description": "invalid filter or cursor"}}
+Filters = Annotated[HitFilter, Query()]
+
+
+class HitRecord(BaseModel):
+    id: int
+    uid: str
+    received_at: str
+    node: str
+    host: str
+    domain: str | None
+    scheme: str
+    method: str
+    path: str
+    query: str
+    http_version: str
+    client_ip: str | None
+    client_port: int | None
+    peer_ip: str | None
+    peer_port: int | None
+    server_port: int | None
+    headers: list[list[str]]
+    user_agent: str | None
+    body_size: int
+    body_sha256: str | None
+    status: int
+    duration_ms: float
+    error: str | None
+
+
+class HitPage(BaseModel):
+    items: list[HitRecord]
+    next_cursor: str | None
+
+
+class StatsRow(BaseModel):
+    key: str | None
+    hits: int
+    distinct_ips: int
+
+
+class Stats(BaseModel):
+    group: str
+    rows: list[StatsRow]
+
+
+@router.get("/hits", response_model=HitPage, responses=INVALID)
+async def list_hits(
+    request: Request,
+    filters: Filters,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> HitPage:
+    """Hits matching the filters, newest first, one keyset page at a time: pass `next_cursor` back
+    as `cursor`. Pages stay exact while new hits arrive."""
+    try:
+        before_id = parse_cursor(cursor)
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from error
+    rows = await request.app.state.store.query_hits(filters, before_id, limit)
+    request.state.audit_rows = len(rows)
+    return HitPage(items=[record(row) for row in rows], next_cursor=str(rows[-1]["id"]) if len(rows) == limit else None)
+
+
+@router.get("/hits/export", responses={**INVALID, 200: {
+    "description": "every matching hit, oldest first; CSV (RFC 4180, header row) or NDJSON; timestamps to the millisecond",
+    "content": {"text/csv": {"schema": {"type": "string"}}, "application/x-ndjson": {"schema": {"type": "string"}}},
+}})
+async def export_hits(request: Request, filters: Filters, format: ExportFormat = "csv") -> StreamingResponse:
+    """Streamed, in constant memory however many rows match."""
+    store = request.app.state.store
+    request.state.audit_rows = 0
+    exporter = Exporter(format)
+
+    async def body():
+        yield exporter.start()
+        async for rows in store.iter_hits(filters):
+            request.state.audit_rows += len(rows)
+            yield exporter.rows(rows)
+
+    filename = f"hits.{format}"
+    return StreamingResponse(body(), media_type=MEDIA_TYPES[format],
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/hits/{hit_id}", response_model=HitRecord, responses={404: {"description": "no such hit"}})
+async def get_hit(request: Request, hit_id: int) -> HitRecord:
+    """One hit, every field."""
+    row = await request.app.state.store.get_hit(hit_id)
+    request.state.audit_rows = 0 if row is None else 1
+    if row is None:
+        raise HTTPException(404, f"no hit {hit_id}")
+    return HitRecord(**record(row))
+
+
+@router.get("/stats", response_model=Stats, responses=INVALID)
+async def stats(request: Request, filters: Filters, group: Literal[GROUPS] = "domain") -> Stats:  # type: ignore[valid-type]
+    """Hit counts and distinct client IPs per group (hours and days in UTC)."""
+    rows = await request.app.state.store.hit_stats(filters, group)
+    request.state.audit_rows = len(rows)
+    return Stats(group=group, rows=[StatsRow(key=r["grp"], hits=r["hits"], distinct_ips=r["distinct_ips"]) for r in rows])

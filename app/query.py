@@ -1,0 +1,172 @@
+"""The hit query layer shared by the API and the CLI: filters, pages, exports, stats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import ipaddress
+import json
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from .record import ip_key
+
+GROUPS = ("domain", "hour", "day", "client_ip")
+GROUP_SQL = {
+    "domain": "domain",
+    "hour": "substr(received_at, 1, 13) || ':00Z'",
+    "day": "substr(received_at, 1, 10)",
+    "client_ip": "client_ip",
+}
+# What an investigator sees of a hit: every stored field but the internal CIDR key.
+RECORD_FIELDS = (
+    "id", "uid", "received_at", "node", "host", "domain", "scheme", "method", "path", "query", "http_version",
+    "client_ip", "client_port", "peer_ip", "peer_port", "server_port", "headers", "user_agent", "body_size",
+    "body_sha256", "status", "duration_ms", "error",
+)
+MAX_PAGE = 1000
+
+
+def utc_text(moment: datetime) -> str:
+    """A datetime as the stored text form, for comparisons; naive means UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class HitFilter(BaseModel):
+    """Every filter is optional; given ones are combined with AND."""
+
+    since: datetime | None = Field(None, description="received at or after (RFC 3339)")
+    until: datetime | None = Field(None, description="received before (RFC 3339)")
+    domain: str | None = Field(None, description="seized domain, exact")
+    ip: str | None = Field(None, description="client IP, exact")
+    cidr: str | None = Field(None, description="client IP inside this network (IPv4 or IPv6)")
+    port: int | None = Field(None, ge=0, le=65535, description="client source port")
+    method: str | None = Field(None, description="HTTP method, exact")
+    path_prefix: str | None = Field(None, description="path starts with this")
+    ua: str | None = Field(None, description="User-Agent contains this (case-insensitive)")
+    status: int | None = Field(None, ge=100, le=599, description="response status")
+    node: str | None = Field(None, description="node id, exact")
+
+    @field_validator("ip")
+    @classmethod
+    def _ip(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(value.strip()))
+        except ValueError as error:
+            raise ValueError(f"not an IP address: {value!r}") from error
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError as error:
+            raise ValueError(f"not a network: {value!r}") from error
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        return value.strip().lower().rstrip(".") if value is not None else None
+
+    def active(self) -> dict:
+        """The filters that were given, as JSON-ready values (for the audit log)."""
+        return {k: (utc_text(v) if isinstance(v, datetime) else v) for k, v in self.model_dump().items() if v is not None}
+
+    def where(self) -> tuple[str, list]:
+        clauses, params = [], []
+
+        def add(clause: str, *values) -> None:
+            clauses.append(clause)
+            params.extend(values)
+
+        if self.since is not None:
+            add("received_at >= ?", utc_text(self.since))
+        if self.until is not None:
+            add("received_at < ?", utc_text(self.until))
+        if self.domain is not None:
+            add("domain = ?", self.domain)
+        if self.ip is not None:
+            add("client_ip = ?", self.ip)
+        if self.cidr is not None:
+            network = ipaddress.ip_network(self.cidr)
+            add("client_ip_key BETWEEN ? AND ?", ip_key(str(network[0])), ip_key(str(network[-1])))
+        if self.port is not None:
+            add("client_port = ?", self.port)
+        if self.method is not None:
+            add("method = ?", self.method)
+        if self.path_prefix is not None:
+            add("substr(path, 1, ?) = ?", len(self.path_prefix), self.path_prefix)
+        if self.ua is not None:
+            add("instr(lower(user_agent), lower(?)) > 0", self.ua)
+        if self.status is not None:
+            add("status = ?", self.status)
+        if self.node is not None:
+            add("node = ?", self.node)
+        return " AND ".join(clauses) or "1", params
+
+
+def parse_cursor(cursor: str | None) -> int | None:
+    """Cursors are opaque to clients; here, the id of the last hit of the previous page."""
+    if cursor is None:
+        return None
+    if not cursor.isdigit():
+        raise ValueError("invalid cursor")
+    return int(cursor)
+
+
+def record(row) -> dict:
+    """A stored row as an investigator sees it: headers as a list, no internal columns."""
+    out = {name: row[name] for name in RECORD_FIELDS}
+    out["headers"] = json.loads(out["headers"])
+    return out
+
+
+def export_item(item: dict) -> dict:
+    """Exports carry timestamps to the millisecond, as ISP data requests use them."""
+    return {**item, "received_at": item["received_at"][:23] + "Z"}
+
+
+ExportFormat = Literal["csv", "ndjson"]
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
+
+
+class Exporter:
+    """Rows to export text, a chunk at a time so memory stays flat however many rows there are.
+    CSV follows RFC 4180: a header row, CRLF line ends, fields quoted when they need it."""
+
+    def __init__(self, fmt: ExportFormat):
+        self.fmt = fmt
+        self._buffer = io.StringIO()
+        self._csv = csv.writer(self._buffer, lineterminator="\r\n")
+
+    def start(self) -> str:
+        return self._csv_lines([RECORD_FIELDS]) if self.fmt == "csv" else ""
+
+    def rows(self, rows) -> str:
+        """Stored rows to export text."""
+        return self.items(record(row) for row in rows)
+
+    def items(self, items) -> str:
+        """Hit records (as the API returns them) to export text."""
+        items = [export_item(item) for item in items]
+        if self.fmt == "ndjson":
+            return "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
+        return self._csv_lines(
+            ["" if item[f] is None else json.dumps(item[f], ensure_ascii=False) if f == "headers" else item[f]
+             for f in RECORD_FIELDS]
+            for item in items
+        )
+
+    def _csv_lines(self, lines) -> str:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._csv.writerows(lines)
+        return self._buffer.getvalue()
