@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     batch_size: int = 500
     batch_interval_ms: int = 50
 
+    # Management API: this many failed authentications from one address within the window -> 429.
+    auth_failure_limit: int = 10
+    auth_failure_window_s: float = 60.0
+
     templates_dir: Path = PROJECT_DIR / "templates"
     static_dir: Path = PROJECT_DIR / "static"
 

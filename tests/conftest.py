@@ -40,3 +40,15 @@ def fresh_server(tmp_path):
     yield make
     for srv in servers:
         srv.stop()
+
+
+@pytest.fixture(scope="session")
+def api_server(tmp_path_factory):
+    """A server behind a trusted proxy (so tests can give hits any client IP via X-Forwarded-For),
+    with the failed-login limit raised so the role matrix's 401s do not trip it."""
+    srv = Server(tmp_path_factory.mktemp("api"), domains=DOMAINS,
+                 settings={"trusted_proxies": ["127.0.0.0/8"], "auth_failure_limit": 100_000}).start()
+    srv.tokens = {role: srv.new_token(role) for role in ("investigator", "auditor")}
+    srv.tokens["admin"] = srv.admin_token
+    yield srv
+    assert srv.stop() == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -136,6 +137,25 @@ class Server:
 
     def health(self) -> dict:
         return httpx.get(self.admin_url("/readyz"), timeout=5).json()
+
+    @property
+    def admin_token(self) -> str:
+        """The admin token the first start printed (once) to its output."""
+        match = re.search(r"\b(sz_[0-9a-f]{12}_[A-Za-z0-9_-]{43})\b", self.log_path.read_text())
+        assert match, "the first start did not print an admin token"
+        return match.group(1)
+
+    def new_token(self, role: str, name: str | None = None, expires_days: float | None = None) -> str:
+        body = {"name": name or f"{role}-{os.urandom(4).hex()}", "role": role, "expires_days": expires_days}
+        response = self.api("POST", "/api/v1/tokens", self.admin_token, json=body)
+        assert response.status_code == 201, response.text
+        return response.json()["token"]
+
+    def api(self, method: str, path: str, token: str | None = None, **kwargs) -> httpx.Response:
+        headers = kwargs.pop("headers", {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.request(method, self.admin_url(path), headers=headers, timeout=120, **kwargs)
 
     def request(self, *args, **kwargs) -> Response:
         return request(self.public_port, *args, **kwargs)

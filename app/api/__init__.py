@@ -19,7 +19,7 @@ def create_management_app(*, store, writer, settings) -> FastAPI:
     app.state.store = store
     app.state.writer = writer
     app.state.settings = settings
-    app.state.limiter = FailureLimiter()
+    app.state.limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_s)
     for module in (health, hits, domains, tokens, audit):
         app.include_router(module.router)
     app.add_middleware(audit.AuditMiddleware, store=store)

@@ -1,4 +1,4 @@
-"""The audit log: every /api/ request, allowed or not, is recorded after it is answered.
+"""The audit log: every /api/ request, allowed or not, is recorded as it is answered.
 Auditors read it; nothing in the API changes or deletes it (the database refuses too)."""
 
 from __future__ import annotations
@@ -28,16 +28,11 @@ class AuditMiddleware:
             return await self.app(scope, receive, send)
         state = scope.setdefault("state", {})
         status = 500
+        written = False
 
-        async def send_and_note(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
+        async def write() -> None:
+            nonlocal written
+            written = True
             principal = state.get("principal")
             query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
             try:
@@ -47,6 +42,20 @@ class AuditMiddleware:
                     filters=json.dumps(dict(query), ensure_ascii=False), rows=state.get("audit_rows"), status=status)
             except Exception:
                 log.exception("could not write the audit row for %s %s", scope["method"], scope["path"])
+
+        async def send_and_note(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                await write()  # before the last byte: whoever has an answer has an audit row
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            if not written:
+                await write()
 
 
 class AuditEntry(BaseModel):
