@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from ..query import parse_cursor, utc_text
-from .auth import ERRORS, require
+from .auth import ERRORS, problem, require
 
 log = logging.getLogger("seized.audit")
 
@@ -80,7 +80,7 @@ router = APIRouter(prefix="/api/v1", tags=["audit"], responses=ERRORS)
 
 
 @router.get("/audit", response_model=AuditPage, dependencies=[Depends(require("auditor"))],
-            responses={422: {"description": "invalid filter"}})
+            responses={422: problem("invalid filter")})
 async def read_audit(
     request: Request,
     since: Annotated[datetime | None, Query(description="at or after (RFC 3339)")] = None,

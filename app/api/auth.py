@@ -15,10 +15,17 @@ class Problem(BaseModel):
     detail: str | list
 
 
+def problem(description: str) -> dict:
+    """An error response in the OpenAPI document: `{"detail": ...}` as FastAPI sends it."""
+    return {"model": Problem, "description": description}
+
+
+# FastAPI reads a JSON body before it checks the token, so a body that is not JSON gets 400 first.
+BAD_BODY = problem("the body is not valid JSON")
 ERRORS = {
-    401: {"model": Problem, "description": "missing, invalid, expired or revoked token"},
-    403: {"model": Problem, "description": "the token's role may not use this endpoint"},
-    429: {"model": Problem, "description": "too many failed authentications from this address"},
+    401: problem("missing, invalid, expired or revoked token"),
+    403: problem("the token's role may not use this endpoint"),
+    429: problem("too many failed authentications from this address"),
 }
 
 

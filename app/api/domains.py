@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
 from ..config import normalise_domain
-from .auth import ERRORS, require
+from .auth import BAD_BODY, ERRORS, problem, require
 
 router = APIRouter(prefix="/api/v1", tags=["domains"], responses=ERRORS, dependencies=[Depends(require("admin"))])
 Status = Annotated[int, Field(ge=200, le=599)]
@@ -66,7 +66,7 @@ async def list_domains(request: Request) -> list[DomainOut]:
 
 
 @router.post("/domains", response_model=DomainOut, status_code=201,
-             responses={409: {"description": "the domain exists"}, 422: {"description": "invalid domain"}})
+             responses={400: BAD_BODY, 409: problem("the domain exists"), 422: problem("invalid domain")})
 async def add_domain(request: Request, domain: DomainIn) -> DomainOut:
     store = request.app.state.store
     fields = domain.model_dump(exclude={"name", "active"})
@@ -77,7 +77,7 @@ async def add_domain(request: Request, domain: DomainIn) -> DomainOut:
     return domain_out(await store.get_domain(domain.name))
 
 
-@router.get("/domains/{name}", response_model=DomainOut, responses={404: {"description": "no such domain"}})
+@router.get("/domains/{name}", response_model=DomainOut, responses={404: problem("no such domain")})
 async def get_domain(request: Request, name: str) -> DomainOut:
     row = await request.app.state.store.get_domain(name.strip().lower())
     if row is None:
@@ -86,7 +86,7 @@ async def get_domain(request: Request, name: str) -> DomainOut:
 
 
 @router.patch("/domains/{name}", response_model=DomainOut,
-              responses={404: {"description": "no such domain"}, 422: {"description": "invalid settings"}})
+              responses={400: BAD_BODY, 404: problem("no such domain"), 422: problem("invalid settings")})
 async def update_domain(request: Request, name: str, patch: DomainPatch) -> DomainOut:
     """Changes only the fields sent; sending null clears a notice field back to the default."""
     store = request.app.state.store
@@ -101,7 +101,7 @@ async def update_domain(request: Request, name: str, patch: DomainPatch) -> Doma
     return domain_out(await store.get_domain(name))
 
 
-@router.delete("/domains/{name}", status_code=204, responses={404: {"description": "no such domain"}})
+@router.delete("/domains/{name}", status_code=204, responses={404: problem("no such domain")})
 async def remove_domain(request: Request, name: str) -> Response:
     """Removes the domain; its hits stay in the log."""
     if not await request.app.state.store.remove_domain(name.strip().lower()):

@@ -9,10 +9,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from ..query import GROUPS, MAX_PAGE, MEDIA_TYPES, Exporter, ExportFormat, HitFilter, parse_cursor, record
-from .auth import ERRORS, require
+from .auth import ERRORS, problem, require
 
 router = APIRouter(prefix="/api/v1", tags=["hits"], responses=ERRORS, dependencies=[Depends(require("investigator"))])
-INVALID = {422: {"description": "invalid filter or cursor"}}
+INVALID = {422: problem("invalid filter or cursor")}
 Filters = Annotated[HitFilter, Query()]
 
 
@@ -97,7 +97,7 @@ async def export_hits(request: Request, filters: Filters, format: ExportFormat =
                              headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-@router.get("/hits/{hit_id}", response_model=HitRecord, responses={404: {"description": "no such hit"}})
+@router.get("/hits/{hit_id}", response_model=HitRecord, responses={404: problem("no such hit")})
 async def get_hit(request: Request, hit_id: int) -> HitRecord:
     """One hit, every field."""
     row = await request.app.state.store.get_hit(hit_id)

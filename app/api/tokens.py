@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from ..tokens import create_token
-from .auth import ERRORS, require
+from .auth import BAD_BODY, ERRORS, problem, require
 
 router = APIRouter(prefix="/api/v1", tags=["admin"], responses=ERRORS, dependencies=[Depends(require("admin"))])
 Role = Literal["admin", "investigator", "auditor"]
@@ -41,7 +41,7 @@ async def list_tokens(request: Request) -> list[TokenOut]:
     return [TokenOut(**row) for row in rows]
 
 
-@router.post("/tokens", response_model=NewToken, status_code=201, responses={409: {"description": "the name is taken"}})
+@router.post("/tokens", response_model=NewToken, status_code=201, responses={400: BAD_BODY, 409: problem("the name is taken")})
 async def add_token(request: Request, new: TokenIn) -> NewToken:
     store = request.app.state.store
     if any(row["name"] == new.name for row in await store.list_tokens()):
@@ -51,7 +51,7 @@ async def add_token(request: Request, new: TokenIn) -> NewToken:
     return NewToken(**row, token=secret)
 
 
-@router.delete("/tokens/{name}", status_code=204, responses={404: {"description": "no active token of that name"}})
+@router.delete("/tokens/{name}", status_code=204, responses={404: problem("no active token of that name")})
 async def revoke_token(request: Request, name: str) -> Response:
     """Revokes the token; the record stays, for the audit trail."""
     if not await request.app.state.store.revoke_token(name):
