@@ -76,6 +76,11 @@ class HitFilter(BaseModel):
     def _domain(cls, value: str | None) -> str | None:
         return value.strip().lower().rstrip(".") if value is not None else None
 
+    @property
+    def has_range(self) -> bool:
+        """Filters served by an index range (rather than an equality lookup already in id order)."""
+        return self.cidr is not None or self.since is not None or self.until is not None
+
     def active(self) -> dict:
         """The filters that were given, as JSON-ready values (for the audit log)."""
         return {k: (utc_text(v) if isinstance(v, datetime) else v) for k, v in self.model_dump().items() if v is not None}

@@ -1,6 +1,7 @@
 """The `seized` command against a running server's database."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -71,3 +72,30 @@ def test_environment_variables_override_the_config_file(tmp_path):
         assert env_db.exists() and not srv.db_path.exists()
     finally:
         del os.environ["SEIZED_DB"], os.environ["SEIZED_NOTICE__AGENCY"]
+
+
+def test_first_start_prints_an_admin_token_once_and_cli_manages_tokens(tmp_path):
+    import httpx
+    srv = Server(tmp_path).start()
+    try:
+        token = srv.admin_token
+        assert srv.log_path.read_text().count(token) == 1
+        db = f"sqlite:///{srv.db_path}"
+        investigator = seized("tokens", "create", "--role", "investigator", "--name", "alice", "--db", db).stdout.strip()
+        assert investigator.startswith("sz_")
+        assert seized("tokens", "create", "--role", "investigator", "--name", "alice", "--db", db, check=False).returncode != 0
+        assert seized("tokens", "create", "--role", "king", "--name", "bob", "--db", db, check=False).returncode != 0
+        url = srv.admin_url("/api/v1/hits")
+        assert httpx.get(url, headers={"Authorization": f"Bearer {investigator}"}).status_code == 200
+        listed = seized("tokens", "list", "--db", db).stdout
+        assert "alice" in listed and "initial-admin" in listed and investigator not in listed
+        seized("tokens", "revoke", "alice", "--db", db)
+        assert httpx.get(url, headers={"Authorization": f"Bearer {investigator}"}).status_code == 401
+        assert seized("tokens", "revoke", "alice", "--db", db, check=False).returncode == 1
+    finally:
+        assert srv.stop() == 0
+    srv.start()  # an admin token exists now: nothing new is printed
+    try:
+        assert len(re.findall(r"sz_[0-9a-f]{12}_", srv.log_path.read_text())) == 1
+    finally:
+        assert srv.stop() == 0

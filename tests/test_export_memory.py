@@ -1,14 +1,8 @@
 """A 200,000-row export streams: the server's memory stays flat while it sends far more than that."""
 
-import sqlite3
-import time
-
 import httpx
 
-from app.capture import Hit
-from app.record import to_row
-from app.store.sqlite import INSERT_HIT
-from helpers import Server
+from helpers import Server, seed_hits
 
 ROWS = 200_000
 
@@ -21,24 +15,10 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def seed(db_path, count: int) -> None:
-    """Real rows, made by the same code the writer uses, written straight into the server's SQLite file."""
-    start = time.time_ns() - count * 1_000_000
-    agent = "Mozilla/5.0 (Linux; Android 11; MAG-Box) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120 " * 3
-    with sqlite3.connect(db_path, timeout=30) as db:
-        for offset in range(0, count, 20_000):
-            db.executemany(INSERT_HIT, (to_row(Hit(
-                received_at_ns=start + i * 1_000_000, node="seed", host=b"seized-iptv.example", domain="seized-iptv.example",
-                scheme="http", method="GET", raw_path=f"/live/user{i}/pass/{i}.ts".encode(), query=b"", http_version="1.1",
-                client_ip=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", client_port=1024 + i % 60000, peer_ip="127.0.0.1",
-                peer_port=40000, server_port=8080, headers=[(b"host", b"seized-iptv.example"), (b"user-agent", agent.encode())],
-                status=451)) for i in range(offset, min(count, offset + 20_000))))
-
-
 def test_export_of_200k_rows_streams_in_bounded_memory(tmp_path):
     server = Server(tmp_path).start()
     try:
-        seed(server.db_path, ROWS)
+        seed_hits(server.db_path, ROWS)
         token = server.new_token("investigator")
         baseline = rss_bytes(server.process.pid)
         peak, received, lines = baseline, 0, 0

@@ -13,6 +13,9 @@ from ..record import COLUMNS, ip_key
 from .migrations import SQLITE as MIGRATIONS
 
 DOMAIN_FIELDS = ("agency", "case_ref", "legal_basis", "language", "status", "blocked_by", "notes")
+DENSE_RANGE = 20_000  # matches beyond which an export under a range filter walks the table in id order
+SMALL_RANGE = 5_000  # a range with fewer matches is simply sorted
+RECENT_WINDOW = 50_000  # rows a wide range's page looks at first, newest down
 INSERT_HIT = f"INSERT OR IGNORE INTO hits ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
@@ -83,20 +86,53 @@ class SQLiteStore:
         sql, params = where.where()
         if before_id is not None:
             sql, params = f"({sql}) AND id < ?", [*params, before_id]
-        return await self._all(f"SELECT * FROM hits WHERE {sql} ORDER BY id DESC LIMIT ?", [*params, limit])
+        if not where.has_range:  # equality filters: their (column, id) indexes are already in id order
+            return await self._all(f"SELECT * FROM hits WHERE {sql} ORDER BY id DESC LIMIT ?", [*params, limit])
+        ids = await self._range_page_ids(where, sql, params, before_id, limit)
+        if not ids:
+            return []
+        return await self._all(f"SELECT * FROM hits WHERE id IN ({','.join('?' * len(ids))}) ORDER BY id DESC", ids)
+
+    async def _range_page_ids(self, where: HitFilter, sql: str, params: list, before_id: int | None, limit: int) -> list[int]:
+        """Ids of one page under a range filter (CIDR, time). SQLite reads such a range through its
+        index and must sort every match by id: cheap for a few thousand ids, slow for a million. So
+        a wide range first tries the newest RECENT_WINDOW rows in id order, where a busy range
+        fills a page at once; only if that falls short are the range's ids sorted (ids only, from
+        the index, not whole rows)."""
+        # Named, so a page cursor (`id < ?`) cannot tempt the planner into walking the whole table.
+        by_range = f"hits INDEXED BY {'hits_client_ip_key' if where.cidr is not None else 'hits_received_at'}"
+        probe = await self._all(f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {by_range} WHERE {sql} LIMIT {SMALL_RANGE})", params)
+        if probe[0]["n"] >= SMALL_RANGE:
+            top = before_id if before_id is not None else (await self._all("SELECT COALESCE(MAX(id), 0) + 1 AS top FROM hits", []))[0]["top"]
+            recent = await self._all(f"SELECT id FROM hits NOT INDEXED WHERE ({sql}) AND id < ? AND id >= ? ORDER BY id DESC LIMIT ?",
+                                     [*params, top, top - RECENT_WINDOW, limit])
+            if len(recent) == limit:
+                return [row["id"] for row in recent]
+        rows = await self._all(f"SELECT id FROM {by_range} WHERE {sql} ORDER BY id DESC LIMIT ?", [*params, limit])
+        return [row["id"] for row in rows]
 
     async def iter_hits(self, where: HitFilter, chunk: int = 1000):
         """All matching hits, oldest first, `chunk` rows at a time; a snapshot as of the call."""
         sql, params = where.where()
+        table = await self._table_for(where, sql, params)
         last_id = (await self._all("SELECT COALESCE(MAX(id), 0) AS top FROM hits", []))[0]["top"]
         after = 0
         while True:
-            rows = await self._all(f"SELECT * FROM hits WHERE ({sql}) AND id > ? AND id <= ? ORDER BY id LIMIT ?",
+            rows = await self._all(f"SELECT * FROM {table} WHERE ({sql}) AND id > ? AND id <= ? ORDER BY id LIMIT ?",
                                    [*params, after, last_id, chunk])
             if not rows:
                 return
             yield rows
             after = rows[-1]["id"]
+
+    async def _table_for(self, where: HitFilter, sql: str, params) -> str:
+        """SQLite reads a range filter (CIDR, time) through its index, then sorts every match by id
+        for the page: fine for a few thousand, seconds for a million. When the range holds many
+        hits, walking the table by id and testing each row finds a page far sooner."""
+        if not where.has_range:
+            return "hits"
+        probe = await self._all(f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM hits WHERE {sql} LIMIT {DENSE_RANGE + 1})", params)
+        return "hits NOT INDEXED" if probe[0]["n"] > DENSE_RANGE else "hits"
 
     async def get_hit(self, hit_id: int) -> dict | None:
         rows = await self._all("SELECT * FROM hits WHERE id = ?", [hit_id])
