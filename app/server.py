@@ -48,9 +48,10 @@ async def build_domain_table(store, settings: Settings) -> DomainTable:
 
 
 async def seed_domains(store, settings: Settings) -> None:
-    """The config file seeds only domains the database lacks; the database wins afterwards."""
+    """The config file seeds each domain once; the database wins afterwards (a domain edited or
+    removed through the CLI or API stays so)."""
     for seed in settings.domains:
-        if await store.add_domain(**seed.model_dump()):
+        if await store.seed_domain(**seed.model_dump()):
             log.info("seeded domain %s from the config file", seed.name)
 
 

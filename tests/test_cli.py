@@ -38,13 +38,22 @@ def test_domains_added_and_removed_by_cli_reach_the_running_server(server):
     assert seized("domains", "remove", "newly-seized.example", "--db", db, check=False).returncode == 1
 
 
-def test_config_seeds_only_what_the_database_lacks(tmp_path):
-    srv = Server(tmp_path, domains=[{"name": "seed.example", "agency": "From Config"}])
+def test_config_seeds_only_what_the_database_lacks_and_only_once(tmp_path):
+    srv = Server(tmp_path, domains=[{"name": "seed.example", "agency": "From Config"},
+                                    {"name": "other.example", "agency": "Other From Config"}])
     db = f"sqlite:///{srv.db_path}"
     seized("domains", "add", "seed.example", "--db", db, "--agency", "From Database")
     srv.start()
     try:
         assert "From Database" in srv.request(host="seed.example").text
+        assert "Other From Config" in srv.request(host="other.example").text
+        seized("domains", "remove", "other.example", "--db", db)
+    finally:
+        assert srv.stop() == 0
+    srv.start()  # the file still names other.example: removed stays removed
+    try:
+        assert "other.example" not in seized("domains", "list", "--db", db).stdout
+        assert srv.request(host="other.example").text.count("Other From Config") == 0
     finally:
         assert srv.stop() == 0
 

@@ -92,4 +92,9 @@ SQLITE = [
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
+    # 3: config-file seeds are applied once per name, so a domain removed later stays removed.
+    """
+    CREATE TABLE domain_seeds (name TEXT PRIMARY KEY, seeded_at TEXT NOT NULL);
+    INSERT INTO domain_seeds SELECT name, created_at FROM domains;
+    """,
 ]

@@ -181,6 +181,14 @@ class SQLiteStore:
         await self.db.commit()
         return cursor.rowcount > 0
 
+    async def seed_domain(self, name: str, **fields) -> bool:
+        """Add a domain from the config file, once per name ever: True if it was added now."""
+        cursor = await self.db.execute("INSERT OR IGNORE INTO domain_seeds VALUES (?, ?)", (name, now_iso()))
+        if cursor.rowcount == 0:
+            await self.db.commit()
+            return False
+        return await self.add_domain(name, **fields)  # commits both
+
     async def get_domain(self, name: str) -> dict | None:
         rows = await self._all("SELECT * FROM domains WHERE name = ?", [name])
         return rows[0] if rows else None
