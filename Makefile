@@ -28,6 +28,7 @@ chromium:
 
 bench: $(STAMP)
 	$(BIN)/python bench/notice.py
+	$(BIN)/python bench/query.py
 
 clean:
 	rm -rf $(VENV) data *.egg-info
