@@ -123,6 +123,8 @@ def test_repeated_failures_are_slowed_and_counted(tmp_path):
         with sqlite3.connect(server.db_path) as db:
             statuses = [s for (s,) in db.execute("SELECT status FROM audit ORDER BY id")]
         assert statuses == [401, 401, 401, 429, 429]
+        ready = server.api("GET", "/readyz").json()
+        assert (ready["auth_failures"], ready["auth_throttled"]) == (3, 2)
     finally:
         assert server.stop() == 0
 

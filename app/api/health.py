@@ -24,6 +24,8 @@ class Readiness(BaseModel):
     queued: int
     spool_bytes: int
     counters: dict[str, int]
+    auth_failures: int
+    auth_throttled: int
 
 
 @router.get("/healthz", response_model=Health)
@@ -34,7 +36,8 @@ async def healthz(request: Request) -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness, "description": "not ready"}})
 async def readyz(request: Request):
-    """Ready: the database answers, the hit writer runs; with the spool size and writer counters."""
+    """Ready: the database answers, the hit writer runs; with the spool size, the writer's counters
+    and the failed / throttled API authentications since start."""
     state = request.app.state
     try:
         await asyncio.wait_for(state.store.ping(), timeout=2)
@@ -45,5 +48,6 @@ async def readyz(request: Request):
     spool_bytes = await asyncio.to_thread(writer.spool.size)
     body = Readiness(ready=database and writer.alive, database=database, writer_alive=writer.alive,
                      storage_ok=writer.storage_ok, queued=writer.queue.qsize(), spool_bytes=spool_bytes,
-                     counters=writer.counters)
+                     counters=writer.counters, auth_failures=state.limiter.failed,
+                     auth_throttled=state.limiter.throttled)
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
