@@ -37,13 +37,9 @@ class DomainIn(DomainSettings):
         return normalise_domain(name)
 
 
-class DomainPatch(BaseModel):
-    agency: str | None = Field(None, max_length=500)
-    case_ref: str | None = Field(None, max_length=200)
-    legal_basis: str | None = Field(None, max_length=1000)
-    language: str | None = Field(None, max_length=20)
-    status: Status | None = None
-    blocked_by: str | None = Field(None, max_length=2000)
+class DomainPatch(DomainSettings):
+    """Only the fields sent change."""
+
     active: bool | None = None
     notes: str | None = Field(None, max_length=10_000)
 
