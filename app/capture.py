@@ -39,6 +39,11 @@ class Hit:
     duration_ms: float = 0.0
     # Set when the HTTP parser rejected the request before the app saw it (see protocol.py).
     error: str | None = None
+    client_kind: str | None = None
+    account: str | None = None
+    device: dict | None = None
+    # Plaintext, in memory only: the writer stores HMAC(match_key, password) and drops this.
+    password: str | None = None
 
 
 async def read_body(receive, cap: int, keep: bool) -> tuple[int, str | None, bytes | None]:

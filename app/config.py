@@ -7,7 +7,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     queue_size: int = 10_000
     batch_size: int = 500
     batch_interval_ms: int = 50
+
+    # Secret for password_hmac = HMAC-SHA256(match_key, password); unset: no password trace is kept.
+    match_key: SecretStr | None = None
+    # Notice videos for IPTV players are rendered once per domain and language and kept here.
+    video_dir: Path = Path("data/video")
 
     # Management API: this many failed authentications from one address within the window -> 429.
     auth_failure_limit: int = 10

@@ -56,5 +56,8 @@ class DomainTable:
             name = name.partition(".")[2]
         return self.default
 
+    def notices(self) -> list[Notice]:
+        return list(self._notices.values())
+
     def __len__(self) -> int:
         return len(self._notices)

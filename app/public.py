@@ -1,19 +1,24 @@
 """The public listener: a bare ASGI app that answers every host, path and method with the
-notice and hands a Hit to the writer. No routing framework: per-domain pages and headers are
-precomputed, a request only fills in its own IP, port and time."""
+notice, in the form the client can show (see clients.py), and hands a Hit to the writer. No
+routing framework: per-domain pages and headers are precomputed, a request only fills in its
+own IP, port and time."""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from functools import lru_cache
 from urllib.parse import quote
 
 from .assets import Assets
 from .capture import FORM_TYPE, ClientResolver, Hit, read_body
+from .clients import VOD_EXTENSIONS, ClientInfo, classify
 from .domains import DomainTable, Notice
 from .notice.html import HtmlNotice
+from .notice.iptv import RESPONDERS, IptvNotice
 from .notice.texts import choose_language
+from .notice.video import HLS_TYPE, MP4_TYPE, TS_TYPE, NoticeVideos, hls_playlist, ranged
 from .record import utc_second
 
 log = logging.getLogger("seized.public")
@@ -28,6 +33,9 @@ NO_STORE = [(b"cache-control", b"no-store")]
 # Shown if building the real page ever fails: the visitor still sees a notice, the hit is still logged.
 FALLBACK_PAGE = b"<!doctype html><title>Seized</title><h1>This domain has been seized</h1>"
 NOT_HTTP = b"Bad request: this is not an HTTP request.\n"
+# A Host we put into URLs we hand out (playlists, stream links); anything else is not echoed.
+SAFE_HOST = re.compile(r"^(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](?::\d{1,5})?$")
+VIDEO_PATH = re.compile(r"^/_seized/video/([a-z]{2,8})(?:\.(ts|mp4|m3u8)|/seg(\d)\.ts)$")
 
 
 def display_time(ns: int) -> str:
@@ -38,7 +46,7 @@ def display_time(ns: int) -> str:
 
 class PublicApp:
     def __init__(self, *, node: str, domains: DomainTable, resolver: ClientResolver, html: HtmlNotice,
-                 assets: Assets, languages, writer, body_cap: int):
+                 assets: Assets, languages, writer, body_cap: int, videos: NoticeVideos):
         self.node = node
         self.domains = domains  # replaced whole when the domain list changes
         self.resolver = resolver
@@ -47,7 +55,9 @@ class PublicApp:
         self.languages = languages
         self.writer = writer
         self.body_cap = body_cap
+        self.videos = videos
         self.notice_headers = lru_cache(maxsize=4096)(self._notice_headers)
+        self.video_lines = lru_cache(maxsize=4096)(self._video_lines)
 
     @staticmethod
     def _notice_headers(notice: Notice, lang: str) -> list[tuple[bytes, bytes]]:
@@ -58,43 +68,104 @@ class PublicApp:
             headers.append((b"link", f'<{url}>; rel="blocked-by"'.encode("ascii")))
         return headers
 
+    def _video_lines(self, notice: Notice, lang: str) -> tuple[str, ...]:
+        """What the notice video shows (no per-visit values: it is rendered once)."""
+        t = self.languages[lang]
+        lines = [t["iptv_title"], f"{t['agency']}: {notice.agency}"]
+        if notice.case_ref:
+            lines.append(f"{t['case_ref']}: {notice.case_ref}")
+        if notice.legal_basis:
+            lines.append(f"{t['legal_basis']}: {notice.legal_basis}")
+        return (*lines, t["recorded"])
+
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return
         received_ns = time.time_ns()
         started = time.perf_counter()
+        headers = scope["headers"]
         is_form = any(name == b"content-type" and value.partition(b";")[0].strip().lower() == FORM_TYPE
-                      for name, value in scope["headers"])
+                      for name, value in headers)
         body_size, body_sha256, form_body = await read_body(receive, self.body_cap, is_form)
-        status, headers, body = self.answer(
-            received_ns=received_ns, started=started, method=scope["method"],
-            raw_path=scope.get("raw_path") or scope["path"].encode("utf-8"), query=scope.get("query_string", b""),
-            http_version=scope.get("http_version", ""), headers=scope["headers"], peer=scope.get("client"),
-            server=scope.get("server"), scheme=scope.get("scheme", "http"),
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+        query = scope.get("query_string", b"")
+        client = classify(raw_path, query, form_body, headers)
+        prepared = None
+        if client.route in ("stream", "video") and self.assets.get(raw_path) is None:
+            prepared = await self._video(client, raw_path, headers, scope)
+        status, response_headers, body = self.answer(
+            received_ns=received_ns, started=started, method=scope["method"], raw_path=raw_path, query=query,
+            http_version=scope.get("http_version", ""), headers=headers, peer=scope.get("client"),
+            server=scope.get("server"), scheme=scope.get("scheme", "http"), client=client, prepared=prepared,
             body_size=body_size, body_sha256=body_sha256, form_body=form_body,
         )
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
-    def answer(self, *, received_ns: int, started: float, method: str, raw_path: bytes, query: bytes, http_version: str,
-               headers, peer, server, scheme: str, body_size: int = 0, body_sha256=None, form_body=None, error=None,
-               not_http: bool = False):
-        """The response for one request, after handing its Hit to the writer: (status, headers, body).
-        `not_http`: bytes that do not read as an HTTP request get a plain 400 instead of the notice."""
+    def _notice_for(self, headers) -> tuple[bytes, bytes, Notice]:
         host = accept_language = b""
         for name, value in headers:
             if name == b"host":
                 host = host or value
             elif name == b"accept-language":
                 accept_language = value
+        return host, accept_language, self.domains.match(host.decode("latin-1"))
+
+    async def _video(self, client: ClientInfo, raw_path: bytes, headers, scope):
+        """A stream URL: the notice video in the container its extension asks for."""
+        try:
+            host, accept_language, notice = self._notice_for(headers)
+            lang = choose_language(accept_language.decode("latin-1"), self.languages, notice.language)
+            extension, segment = client.extension, None
+            own = VIDEO_PATH.match(raw_path.decode("latin-1"))
+            if own:  # our own links: /_seized/video/<lang>.<ext> and /_seized/video/<lang>/seg<i>.ts
+                lang = own.group(1) if own.group(1) in self.languages else lang
+                extension, segment = own.group(2) or "ts", own.group(3)
+            if extension == "m3u8":
+                base = self._base_url(host, scope.get("scheme", "http"), scope.get("server"))[0]
+                body = hls_playlist(lambda i: f"{base}/_seized/video/{lang}/seg{i}.ts")
+                return 200, [(b"content-type", HLS_TYPE), *NO_STORE], body
+            if segment is not None:
+                name, content_type = f"seg{segment}.ts", TS_TYPE
+            elif extension in VOD_EXTENSIONS:
+                name, content_type = "notice.mp4", MP4_TYPE
+            else:
+                name, content_type = "notice.ts", TS_TYPE
+            data = await self.videos.file(list(self.video_lines(notice, lang)), name)
+            range_header = next((v.decode("latin-1") for k, v in headers if k == b"range"), None)
+            return ranged(data, content_type, range_header, NO_STORE)
+        except Exception:
+            log.exception("the notice video failed; answering with the HTML notice")
+            return None
+
+    @staticmethod
+    def _base_url(host: bytes, scheme: str, server) -> tuple[str, str, int]:
+        """(base URL, host name, port) for links we hand out: the Host header when it is a plain
+        host name, else this server's own address."""
+        text = host.decode("latin-1")
+        if not SAFE_HOST.match(text):
+            address, port = server or ("127.0.0.1", 80)
+            text = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        name, _, port_text = text.rpartition(":") if text.rpartition(":")[2].isdigit() and not text.endswith("]") else (text, "", "")
+        port = int(port_text) if port_text else (443 if scheme == "https" else 80)
+        return f"{scheme}://{text}", name.strip("[]"), port
+
+    def answer(self, *, received_ns: int, started: float, method: str, raw_path: bytes, query: bytes, http_version: str,
+               headers, peer, server, scheme: str, client: ClientInfo, prepared=None, body_size: int = 0,
+               body_sha256=None, form_body=None, error=None, not_http: bool = False):
+        """The response for one request, after handing its Hit to the writer: (status, headers, body).
+        `not_http`: bytes that do not read as an HTTP request get a plain 400 instead of the notice."""
+        host, accept_language, notice = self._notice_for(headers)
         peer_ip, peer_port = peer or (None, None)
         client_ip, client_port, scheme = self.resolver.resolve(peer_ip, peer_port, headers, scheme)
-        notice = self.domains.match(host.decode("latin-1"))
         try:
             if not_http:
                 status, response_headers, body = 400, [(b"content-type", b"text/plain; charset=utf-8"), *NO_STORE], NOT_HTTP
+            elif prepared is not None:
+                status, response_headers, body = prepared
             else:
-                status, response_headers, body = self._respond(notice, raw_path, accept_language, client_ip, client_port, received_ns)
+                status, response_headers, body = self._respond(notice, raw_path, accept_language, client_ip, client_port,
+                                                               received_ns, client, host, scheme, server)
         except Exception:
             log.exception("building the notice failed; sending the fallback page")
             status, response_headers, body = notice.status, [(b"content-type", b"text/html; charset=utf-8"), *NO_STORE], FALLBACK_PAGE
@@ -105,26 +176,42 @@ class PublicApp:
             client_ip=client_ip, client_port=client_port, peer_ip=peer_ip, peer_port=peer_port,
             server_port=(server or (None, None))[1], headers=headers, body_size=body_size, body_sha256=body_sha256,
             form_body=form_body, status=status, duration_ms=(time.perf_counter() - started) * 1000, error=error,
+            client_kind=client.kind, account=client.account, device=client.device, password=client.password,
         ))
         return status, [*response_headers, (b"content-length", str(len(body)).encode())], body
 
-    def _respond(self, notice: Notice, raw_path: bytes, accept_language: bytes, client_ip, client_port, received_ns):
+    def _respond(self, notice: Notice, raw_path: bytes, accept_language: bytes, client_ip, client_port, received_ns,
+                 client: ClientInfo, host: bytes, scheme: str, server):
         asset = self.assets.get(raw_path)
         if asset is not None:
             return 200, asset.headers, asset.body
         lang = choose_language(accept_language.decode("latin-1"), self.languages, notice.language)
+        responder = RESPONDERS.get(client.route)
+        if responder is not None:
+            return responder(self._iptv_notice(notice, lang, client_ip, host, scheme, server, received_ns), client.params)
         body = self.html.render(notice, lang, {
             "ip": client_ip or "", "port": "" if client_port is None else str(client_port), "time": display_time(received_ns),
         })
         return notice.status, self.notice_headers(notice, lang), body
 
+    def _iptv_notice(self, notice: Notice, lang: str, client_ip, host: bytes, scheme: str, server, received_ns: int) -> IptvNotice:
+        t = self.languages[lang]
+        case = t["iptv_case"].format(case_ref=notice.case_ref) if notice.case_ref else ""
+        base_url, host_name, port = self._base_url(host, scheme, server)
+        return IptvNotice(
+            title=t["iptv_title"], message=t["iptv_message"].format(agency=notice.agency, case=case, ip=client_ip or "?"),
+            base_url=base_url, host=host_name, port=port, scheme=scheme, lang=lang, now=received_ns // 1_000_000_000)
+
     def answer_rejected(self, *, peer, server, method: str, target: bytes, http_version: str, headers, reason: str):
         """A request uvicorn's strict parser refused (unknown method, raw UTF-8 in the path, a NUL in a
-        header...). It is logged all the same; if it still reads as an HTTP request it gets the notice,
-        otherwise a plain 400."""
+        header...). It is logged all the same; if it still reads as an HTTP request it gets the notice
+        (never a video: this path cannot wait for one), otherwise a plain 400."""
         raw_path, _, query = target.partition(b"?")
+        client = classify(raw_path, query, None, headers)
+        if client.route in ("stream", "video"):
+            client.route = "html"
         return self.answer(
             received_ns=time.time_ns(), started=time.perf_counter(), method=method, raw_path=raw_path, query=query,
             http_version=http_version, headers=headers, peer=peer, server=server, scheme="http", error=reason,
-            not_http=not (method and http_version),
+            client=client, not_http=not (method and http_version),
         )

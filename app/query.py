@@ -11,10 +11,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from .clients import CLIENT_KINDS
 from .record import ip_key
 
-GROUPS = ("domain", "hour", "day", "client_ip")
+GROUPS = ("domain", "hour", "day", "client_ip", "account", "client_kind")
 GROUP_SQL = {
+    "account": "account",
+    "client_kind": "client_kind",
     "domain": "domain",
     "hour": "substr(received_at, 1, 13) || ':00Z'",
     "day": "substr(received_at, 1, 10)",
@@ -24,7 +27,7 @@ GROUP_SQL = {
 RECORD_FIELDS = (
     "id", "uid", "received_at", "node", "host", "domain", "scheme", "method", "path", "query", "http_version",
     "client_ip", "client_port", "peer_ip", "peer_port", "server_port", "headers", "user_agent", "body_size",
-    "body_sha256", "status", "duration_ms", "error",
+    "body_sha256", "status", "duration_ms", "error", "client_kind", "account", "device", "password_hmac",
 )
 MAX_PAGE = 1000
 
@@ -50,6 +53,8 @@ class HitFilter(BaseModel):
     ua: str | None = Field(None, description="User-Agent contains this (case-insensitive)")
     status: int | None = Field(None, ge=100, le=599, description="response status")
     node: str | None = Field(None, description="node id, exact")
+    account: str | None = Field(None, description="Xtream username or Stalker MAC, exact")
+    client_kind: Literal[CLIENT_KINDS] | None = Field(None, description="kind of client")  # type: ignore[valid-type]
 
     @field_validator("ip")
     @classmethod
@@ -115,6 +120,10 @@ class HitFilter(BaseModel):
             add("status = ?", self.status)
         if self.node is not None:
             add("node = ?", self.node)
+        if self.account is not None:
+            add("account = ?", self.account)
+        if self.client_kind is not None:
+            add("client_kind = ?", self.client_kind)
         return " AND ".join(clauses) or "1", params
 
 
@@ -131,6 +140,7 @@ def record(row) -> dict:
     """A stored row as an investigator sees it: headers as a list, no internal columns."""
     out = {name: row[name] for name in RECORD_FIELDS}
     out["headers"] = json.loads(out["headers"])
+    out["device"] = json.loads(out["device"]) if out["device"] else None
     return out
 
 
@@ -165,7 +175,7 @@ class Exporter:
         if self.fmt == "ndjson":
             return "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
         return self._csv_lines(
-            ["" if item[f] is None else json.dumps(item[f], ensure_ascii=False) if f == "headers" else item[f]
+            ["" if item[f] is None else json.dumps(item[f], ensure_ascii=False) if f in ("headers", "device") else item[f]
              for f in RECORD_FIELDS]
             for item in items
         )

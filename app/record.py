@@ -4,6 +4,7 @@ writer's worker thread, never on the event loop."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import json
 import os
@@ -11,12 +12,14 @@ import time
 from functools import lru_cache
 
 from .capture import Hit
-from .redact import redact_form, redact_header
+from .clients import redact_path
+from .redact import REDACTED, redact_form, redact_header
 
 COLUMNS = (
     "uid", "received_at", "node", "host", "domain", "scheme", "method", "path", "query",
     "http_version", "client_ip", "client_port", "peer_ip", "peer_port", "server_port",
     "headers", "user_agent", "body_size", "body_sha256", "status", "duration_ms", "error", "client_ip_key",
+    "client_kind", "account", "device", "password_hmac",
 )
 
 
@@ -52,7 +55,15 @@ def iso_utc(ns: int) -> str:
     return f"{utc_second(seconds)}.{rest // 1000:06d}Z"
 
 
-def to_row(hit: Hit) -> tuple:
+def password_hmac(password: str | None, match_key: bytes | None) -> str | None:
+    """HMAC-SHA256(match_key, password): matches a seized subscriber database without plaintext.
+    Without a key nothing is kept: a bare hash of a password can be reversed by guessing."""
+    if not password or not match_key:
+        return None
+    return hmac.new(match_key, password.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def to_row(hit: Hit, match_key: bytes | None = None) -> tuple:
     """The stored row, its values in COLUMNS order."""
     headers = []
     for raw_name, raw_value in hit.headers:
@@ -72,7 +83,7 @@ def to_row(hit: Hit) -> tuple:
         hit.domain,
         hit.scheme,
         hit.method,
-        text_of(hit.raw_path),
+        redact_path(text_of(hit.raw_path), REDACTED),
         redact_form(text_of(hit.query)),
         hit.http_version,
         hit.client_ip,
@@ -88,11 +99,15 @@ def to_row(hit: Hit) -> tuple:
         round(hit.duration_ms, 3),
         hit.error,
         ip_key(hit.client_ip),
+        hit.client_kind,
+        hit.account,
+        json.dumps(hit.device, ensure_ascii=False, sort_keys=True) if hit.device else None,
+        password_hmac(hit.password, match_key),
     )
 
 
-def to_rows(hits: list[Hit]) -> list[tuple]:
-    return [to_row(hit) for hit in hits]
+def to_rows(hits: list[Hit], match_key: bytes | None = None) -> list[tuple]:
+    return [to_row(hit, match_key) for hit in hits]
 
 
 def as_dict(row: tuple) -> dict:

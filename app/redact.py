@@ -7,6 +7,8 @@ import base64
 import binascii
 from urllib.parse import unquote_plus
 
+from .clients import redact_path
+
 REDACTED = "[REDACTED]"
 PASSWORD_KEYS = frozenset({"password", "pass", "pwd", "passwd"})
 AUTH_HEADERS = frozenset({"authorization", "proxy-authorization"})
@@ -41,14 +43,18 @@ def redact_authorization(value: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """A URL in a header (Referer, Origin): userinfo password and password-like query values."""
+    """A URL in a header (Referer, Origin): userinfo password, the password segment of a stream
+    path, and password-like query values."""
     scheme, sep, rest = url.partition("://")
     if sep:
         authority, slash, tail = rest.partition("/")
         userinfo, at, hostport = authority.rpartition("@")
         if at and ":" in userinfo:
             authority = f"{userinfo.partition(':')[0]}:{REDACTED}@{hostport}"
-        url = f"{scheme}://{authority}{slash}{tail}"
+        path, query_sep, query = tail.partition("?")
+        if slash:
+            path = redact_path("/" + path, REDACTED)[1:]
+        url = f"{scheme}://{authority}{slash}{path}{query_sep}{query}"
     base, sep, query = url.partition("?")
     if not sep:
         return url

@@ -19,6 +19,7 @@ from .config import Settings, split_address
 from .domains import DomainTable, resolve_notice
 from .notice.html import HtmlNotice
 from .notice.texts import load_languages
+from .notice.video import NoticeVideos
 from .protocol import recording_protocol
 from .public import SECURITY_HEADERS, PublicApp
 from .store import open_store
@@ -69,7 +70,8 @@ async def serve(settings: Settings) -> None:
               file=sys.stderr, flush=True)
     languages = load_languages()
     writer = HitWriter(writer_store, Spool(settings.spool_dir), settings.queue_size, settings.batch_size,
-                       settings.batch_interval_ms / 1000)
+                       settings.batch_interval_ms / 1000,
+                       settings.match_key.get_secret_value().encode() if settings.match_key else None)
     await writer.start()
 
     public_app = PublicApp(
@@ -81,6 +83,7 @@ async def serve(settings: Settings) -> None:
         languages=languages,
         writer=writer,
         body_cap=settings.body_cap,
+        videos=NoticeVideos(settings.video_dir),
     )
     public_host, public_port = split_address(settings.public)
     admin_host, admin_port = split_address(settings.admin)
@@ -118,11 +121,22 @@ async def serve(settings: Settings) -> None:
             except Exception as error:
                 log.warning("could not reload domains: %s", error)
 
+    async def prerender_videos() -> None:
+        """Render each active domain's notice video ahead of the first player that asks for it."""
+        domains = public_app.domains
+        for notice in [*domains.notices(), domains.default]:
+            try:
+                await public_app.videos.file(list(public_app.video_lines(notice, notice.language)), "notice.ts")
+            except Exception as error:
+                log.warning("could not pre-render the notice video for %s: %s", notice.domain, error)
+
     follower = asyncio.create_task(follow_domains())
+    prerender = asyncio.create_task(prerender_videos())
     try:
         await asyncio.gather(*(listener.serve() for listener in listeners))
     finally:
         follower.cancel()
+        prerender.cancel()
         await writer.close()
         await writer_store.close()
         await store.close()

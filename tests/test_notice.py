@@ -17,7 +17,7 @@ NOTICE_HEADERS = {
 
 def test_notice_names_domain_visitor_time_and_authority(server):
     before = datetime.now(timezone.utc).replace(microsecond=0)
-    response = server.request(target="/get.php?username=a&password=b")
+    response = server.request(target="/index.php?username=a&password=b")
     assert response.status == 451
     page = response.text
     assert "This domain has been seized" in page

@@ -40,6 +40,10 @@ class HitRecord(BaseModel):
     status: int
     duration_ms: float
     error: str | None
+    client_kind: str | None
+    account: str | None
+    device: dict[str, str] | None
+    password_hmac: str | None
 
 
 class HitPage(BaseModel):

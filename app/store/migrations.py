@@ -97,4 +97,15 @@ SQLITE = [
     CREATE TABLE domain_seeds (name TEXT PRIMARY KEY, seeded_at TEXT NOT NULL);
     INSERT INTO domain_seeds SELECT name, created_at FROM domains;
     """,
+    # 4: IPTV clients. client_kind (browser, xtream_api, playlist, epg, stream, stalker, enigma2,
+    # other); account (Xtream username or Stalker MAC) and device fields (JSON) to link a hit to a
+    # subscriber; password_hmac, a keyed hash of a password sent, never the password.
+    """
+    ALTER TABLE hits ADD COLUMN client_kind TEXT;
+    ALTER TABLE hits ADD COLUMN account TEXT;
+    ALTER TABLE hits ADD COLUMN device TEXT;
+    ALTER TABLE hits ADD COLUMN password_hmac TEXT;
+    CREATE INDEX hits_account ON hits (account, id);
+    CREATE INDEX hits_client_kind ON hits (client_kind, id);
+    """,
 ]

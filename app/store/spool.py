@@ -51,7 +51,7 @@ class Spool:
                 if not line.endswith(b"\n"):
                     break
                 row = json.loads(line)
-                rows.append(tuple(row[c] for c in COLUMNS))
+                rows.append(tuple(row.get(c) for c in COLUMNS))  # older spools lack newer columns
                 if len(rows) >= chunk:
                     yield rows
                     rows = []

@@ -18,8 +18,10 @@ REPLAY_EVERY = 1.0  # seconds between attempts to empty the spool
 
 
 class HitWriter:
-    def __init__(self, store, spool: Spool, queue_size: int = 10_000, batch_size: int = 500, batch_interval: float = 0.05):
+    def __init__(self, store, spool: Spool, queue_size: int = 10_000, batch_size: int = 500, batch_interval: float = 0.05,
+                 match_key: bytes | None = None):
         self.store = store
+        self.match_key = match_key
         self.spool = spool
         self.queue: asyncio.Queue[Hit] = asyncio.Queue(queue_size)
         self.batch_size = batch_size
@@ -87,7 +89,7 @@ class HitWriter:
                     self.queue.task_done()
 
     async def _commit(self, batch: list[Hit]) -> None:
-        rows = await self._run(to_rows, batch)
+        rows = await self._run(to_rows, batch, self.match_key)
         try:
             await self.store.insert_hits(rows)
         except Exception as error:
@@ -120,7 +122,7 @@ class HitWriter:
         self._overflow_waiting.clear()
         while self.overflow:
             batch, self.overflow = self.overflow, []
-            await self._spool_rows(await self._run(to_rows, batch))
+            await self._spool_rows(await self._run(to_rows, batch, self.match_key))
 
     async def _replay_loop(self) -> None:
         while True:

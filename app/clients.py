@@ -1,0 +1,124 @@
+"""What kind of client sent a request, which responder answers it, and the identifiers that link
+it to a subscriber (Xtream username, Stalker MAC, device fields, the password to be HMAC'd).
+Decided by path and parameters only, never by User-Agent: users change their User-Agent."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, unquote
+
+# client_kind values, stored with every hit
+BROWSER, XTREAM, PLAYLIST, EPG, STREAM, STALKER, ENIGMA2, OTHER = (
+    "browser", "xtream_api", "playlist", "epg", "stream", "stalker", "enigma2", "other")
+CLIENT_KINDS = (BROWSER, XTREAM, PLAYLIST, EPG, STREAM, STALKER, ENIGMA2, OTHER)
+
+STALKER_API = ("/portal.php", "/server/load.php", "/stalker_portal/server/load.php")
+STALKER_PAGES = ("/c", "/stalker_portal/c")
+VOD_EXTENSIONS = frozenset({"mp4", "mkv", "avi", "mov", "m4v", "wmv", "flv", "webm", "mpg", "mpeg"})
+STREAM_ID = re.compile(r"^\d+(\.[A-Za-z0-9]{1,5})?$")
+MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")
+MODEL = re.compile(r"Model:\s*([^;]+)")
+
+
+@dataclass(slots=True)
+class ClientInfo:
+    kind: str
+    route: str  # which responder: html, xtream, panel, enigma2, playlist, xmltv, stream, stalker
+    params: dict[str, str] = field(default_factory=dict)  # query and form, keys lower-cased
+    account: str | None = None
+    password: str | None = None  # plaintext, in memory only: the writer keeps an HMAC, never this
+    device: dict[str, str] | None = None
+    extension: str = ""  # of a stream URL: ts, m3u8, mp4...
+
+
+def credential_segments(segments: list[str]) -> tuple[int, int] | None:
+    """Where the username and password sit in a stream path, as indexes into its segments."""
+    if not segments:
+        return None
+    head = segments[0].lower()
+    if head in ("live", "movie", "series", "timeshift") and len(segments) >= 4:
+        return 1, 2
+    if head == "hls" and len(segments) >= 4:  # /hls/U/P/... [unverified layout]
+        return 1, 2
+    if head == "hlsr" and len(segments) >= 5:  # /hlsr/TOKEN/U/P/... [unverified layout]
+        return 2, 3
+    if len(segments) == 3 and STREAM_ID.match(segments[2]) and head not in ("_seized", "c", "stalker_portal"):
+        return 0, 1  # /U/P/ID(.ext)
+    return None
+
+
+def redact_path(path: str, mask: str) -> str:
+    """The password segment of a stream path replaced by `mask`; any other path unchanged."""
+    segments = path.split("/")[1:]
+    where = credential_segments(segments)
+    if where is None:
+        return path
+    segments[where[1]] = mask
+    return "/" + "/".join(segments)
+
+
+def _params(query: bytes, form: bytes | None) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for source in (form or b"", query):  # query wins, as PHP's $_REQUEST order would have it
+        for key, value in parse_qsl(source.decode("latin-1"), keep_blank_values=True):
+            params[key.strip().lower()] = value
+    return params
+
+
+def _cookie(headers, name: bytes) -> str | None:
+    for key, value in headers:
+        if key == b"cookie":
+            for part in value.split(b";"):
+                k, _, v = part.strip().partition(b"=")
+                if k == name:
+                    return unquote(v.decode("latin-1"))
+    return None
+
+
+def _header(headers, name: bytes) -> str | None:
+    return next((value.decode("latin-1") for key, value in headers if key == name), None)
+
+
+def classify(raw_path: bytes, query: bytes, form: bytes | None, headers) -> ClientInfo:
+    path = unquote(raw_path.decode("latin-1"))
+    lower = path.lower().rstrip("/") or "/"
+    segments = [s for s in path.split("/")[1:]]
+
+    if lower in ("/player_api.php", "/panel_api.php", "/get.php", "/xmltv.php", "/enigma2.php", "/streaming/timeshift.php"):
+        params = _params(query, form)
+        kind, route = {
+            "/player_api.php": (XTREAM, "xtream"), "/panel_api.php": (XTREAM, "panel"), "/get.php": (PLAYLIST, "playlist"),
+            "/xmltv.php": (EPG, "xmltv"), "/enigma2.php": (ENIGMA2, "enigma2"), "/streaming/timeshift.php": (STREAM, "stream"),
+        }[lower]
+        return ClientInfo(kind, route, params, params.get("username") or None, params.get("password") or None,
+                          extension="ts" if route == "stream" else "")
+
+    if lower in STALKER_API or lower in STALKER_PAGES or lower.startswith(("/c/", "/stalker_portal/c/")):
+        params = _params(query, form)
+        mac = params.get("mac") or _cookie(headers, b"mac")
+        device = {k: params[k] for k in ("sn", "device_id", "device_id2", "stb_type", "login") if params.get(k)}
+        if "sn" not in device and _header(headers, b"sn"):
+            device["sn"] = _header(headers, b"sn")
+        model = MODEL.search(_header(headers, b"x-user-agent") or "")
+        if model:
+            device["model"] = model.group(1).strip()
+        route = "stalker" if lower in STALKER_API else "html"
+        password = params.get("password") if params.get("action", "").lower() == "do_auth" else None
+        return ClientInfo(STALKER, route, params, mac.upper() if mac and MAC.match(mac) else mac or None, password or None,
+                          device or None)
+
+    if lower.startswith("/_seized/video/"):  # our own video links, handed out in playlists
+        return ClientInfo(STREAM, "video", extension=lower.rpartition(".")[2])
+
+    where = credential_segments(segments)
+    head = segments[0].lower() if segments else ""
+    if where is not None or head in ("play", "hls", "hlsr"):
+        last = segments[-1]
+        extension = last.rpartition(".")[2].lower() if "." in last else "ts"
+        username = segments[where[0]] if where else None
+        password = segments[where[1]] if where else None
+        return ClientInfo(STREAM, "stream", account=username or None, password=password or None, extension=extension)
+
+    accept = _header(headers, b"accept") or ""
+    return ClientInfo(BROWSER if "text/html" in accept else OTHER, "html")

@@ -1,0 +1,240 @@
+"""The notice in the forms IPTV clients show: Xtream Codes API JSON, M3U and Enigma2 bouquets,
+XMLTV, Enigma2 XML, Stalker/Ministra JSON for MAG boxes. Every answer is a *valid* session whose
+one channel, category, programme and message is the notice (a failed login would only show the
+client's own "invalid password"). Always 200: players treat anything else as their own error.
+Field names and types follow ../shared/reference/iptv-protocols.md (the clients' source code)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from xml.sax.saxutils import escape as xml_escape
+
+JSON = [(b"content-type", b"application/json; charset=utf-8")]
+NO_STORE = [(b"cache-control", b"no-store")]
+CHANNEL_ID = "notice"
+DAY = 86_400
+ENIGMA_TYPES = ("enigma", "dreambox", "gigablue", "octagon", "spark", "zorro", "gst", "ariva", "fortec", "geant", "mediastar", "starlive")
+
+
+@dataclass(frozen=True, slots=True)
+class IptvNotice:
+    """What one answer needs: the notice's short title and full message, and where our URLs point."""
+
+    title: str
+    message: str
+    base_url: str  # e.g. http://seized-iptv.example:8080, built from a validated Host
+    host: str
+    port: int
+    scheme: str
+    lang: str
+    now: int  # epoch seconds
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    @property
+    def logo(self) -> str:
+        return self.url("/_seized/seal.png")
+
+    def stream_url(self, extension: str = "ts") -> str:
+        return self.url(f"/_seized/video/{self.lang}.{extension}")
+
+
+def _json(value) -> tuple[int, list, bytes]:
+    return 200, [*JSON, *NO_STORE], json.dumps(value, ensure_ascii=False).encode("utf-8")
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def _stamp(epoch: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
+
+
+# -- Xtream Codes ----------------------------------------------------------------------------
+
+def user_info(n: IptvNotice, username: str) -> dict:
+    return {
+        "username": username, "password": "",  # never echoed
+        "message": n.message, "auth": 1, "status": "Active", "exp_date": None, "is_trial": "0",
+        "active_cons": "0", "created_at": str(n.now - DAY), "max_connections": "1",
+        "allowed_output_formats": ["ts", "m3u8"],
+    }
+
+
+def server_info(n: IptvNotice) -> dict:
+    return {
+        "url": n.host, "port": str(n.port), "https_port": "443", "server_protocol": n.scheme, "rtmp_port": "0",
+        "timezone": "UTC", "timestamp_now": n.now, "time_now": _stamp(n.now), "process": True,
+    }
+
+
+def categories(n: IptvNotice) -> list[dict]:
+    return [{"category_id": "1", "category_name": n.title, "parent_id": 0}]
+
+
+def live_streams(n: IptvNotice) -> list[dict]:
+    return [{"num": 1, "name": n.title, "stream_type": "live", "stream_id": 1, "stream_icon": n.logo,
+             "epg_channel_id": CHANNEL_ID, "added": str(n.now), "is_adult": 0, "category_id": "1", "category_ids": [1],
+             "custom_sid": "", "tv_archive": 0, "direct_source": "", "tv_archive_duration": 0}]
+
+
+def vod_streams(n: IptvNotice) -> list[dict]:
+    return [{"num": 1, "name": n.title, "title": n.title, "stream_type": "movie", "stream_id": 2, "stream_icon": n.logo,
+             "rating": "0", "rating_5based": 0, "added": str(n.now), "is_adult": 0, "category_id": "1", "category_ids": [1],
+             "container_extension": "mp4", "custom_sid": "", "direct_source": ""}]
+
+
+def series_list(n: IptvNotice) -> list[dict]:
+    return [{"num": 1, "name": n.title, "title": n.title, "series_id": 3, "cover": n.logo, "plot": n.message, "cast": "",
+             "director": "", "genre": "", "releaseDate": "", "last_modified": str(n.now), "rating": "0",
+             "rating_5based": 0, "backdrop_path": [], "youtube_trailer": "", "episode_run_time": "0",
+             "category_id": "1", "category_ids": [1]}]
+
+
+def series_info(n: IptvNotice) -> dict:
+    info = {"name": n.title, "title": n.title, "cover": n.logo, "plot": n.message, "cast": "", "director": "",
+            "genre": "", "releaseDate": "", "last_modified": str(n.now), "rating": "0", "rating_5based": 0,
+            "backdrop_path": [], "youtube_trailer": "", "episode_run_time": "0", "category_id": "1"}
+    episode = {"id": "3", "episode_num": 1, "title": n.title, "container_extension": "mp4",
+               "info": {"plot": n.message, "movie_image": n.logo, "duration_secs": 12, "duration": "00:00:12"},
+               "custom_sid": "", "added": str(n.now), "season": 1, "direct_source": ""}
+    season = {"air_date": "", "episode_count": 1, "id": 1, "name": n.title, "overview": n.message,
+              "season_number": 1, "cover": n.logo, "cover_big": n.logo}
+    return {"seasons": [season], "info": info, "episodes": {"1": [episode]}}
+
+
+def vod_info(n: IptvNotice) -> dict:
+    return {"info": {"name": n.title, "title": n.title, "plot": n.message, "description": n.message,
+                     "movie_image": n.logo, "cover_big": n.logo, "duration_secs": 12, "duration": "00:00:12",
+                     "genre": "", "director": "", "cast": "", "releasedate": "", "rating": "0"},
+            "movie_data": {"stream_id": 2, "name": n.title, "title": n.title, "added": str(n.now), "category_id": "1",
+                           "container_extension": "mp4", "custom_sid": "", "direct_source": ""}}
+
+
+def epg_listings(n: IptvNotice, simple: bool) -> dict:
+    start, stop = n.now - DAY, n.now + DAY
+    listing = {"id": "1", "epg_id": "1", "title": _b64(n.title), "lang": n.lang, "start": _stamp(start),
+               "end": _stamp(stop), "description": _b64(n.message), "channel_id": CHANNEL_ID,
+               "start_timestamp": str(start), "stop_timestamp": str(stop)}
+    if simple:
+        listing.update(now_playing=1, has_archive=0)
+    return {"epg_listings": [listing]}
+
+
+def xtream(n: IptvNotice, params: dict[str, str]):
+    """player_api.php: unknown or missing actions get the login answer, never an error."""
+    action = params.get("action", "").lower()
+    answers = {
+        "get_live_categories": categories, "get_vod_categories": categories, "get_series_categories": categories,
+        "get_live_streams": live_streams, "get_vod_streams": vod_streams, "get_series": series_list,
+        "get_series_info": series_info, "get_vod_info": vod_info,
+        "get_short_epg": lambda n: epg_listings(n, simple=False),
+        "get_simple_data_table": lambda n: epg_listings(n, simple=True),
+    }
+    if action in answers:
+        return _json(answers[action](n))
+    return _json({"user_info": user_info(n, params.get("username", "")), "server_info": server_info(n)})
+
+
+def panel(n: IptvNotice, params: dict[str, str]):
+    """panel_api.php: the login answer plus categories and channels; action=get_epg lists the programme."""
+    if params.get("action", "").lower() == "get_epg":
+        return _json(epg_listings(n, simple=False)["epg_listings"])
+    return _json({
+        "user_info": user_info(n, params.get("username", "")), "server_info": server_info(n),
+        "categories": {"live": categories(n), "movie": categories(n), "series": categories(n)},
+        "available_channels": {"1": live_streams(n)[0], "2": vod_streams(n)[0]},
+    })
+
+
+def enigma2(n: IptvNotice, params: dict[str, str]):
+    """enigma2.php (XStreamity and other Enigma2 plugins): XML, titles base64-encoded."""
+    if params.get("type", "").lower() in ("get_live_streams", "get_vod_streams", "get_series_streams"):
+        item = (f"<channel><title>{_b64(n.title)}</title><description>{_b64(n.message)}</description>"
+                f"<desc_image><![CDATA[{n.logo}]]></desc_image><category_id>1</category_id>"
+                f"<stream_url><![CDATA[{n.stream_url()}]]></stream_url></channel>")
+    else:
+        item = (f"<channel><title>{_b64(n.title)}</title><description>{_b64(n.message)}</description>"
+                f"<category_id>1</category_id><playlist_url><![CDATA[{n.url('/enigma2.php?type=get_live_streams&cat_id=1')}]]>"
+                f"</playlist_url></channel>")
+    body = f'<?xml version="1.0" encoding="UTF-8"?>\n<items><playlist_name>{xml_escape(n.title)}</playlist_name>{item}</items>\n'
+    return 200, [(b"content-type", b"application/xml; charset=utf-8"), *NO_STORE], body.encode("utf-8")
+
+
+# -- playlists and EPG -----------------------------------------------------------------------
+
+def _m3u_attr(text: str) -> str:
+    """Attribute values in #EXTINF lines: no quotes, commas or line breaks (they end the field)."""
+    return " ".join(text.replace('"', "'").replace(",", " ").split())
+
+
+def playlist(n: IptvNotice, params: dict[str, str]):
+    """get.php: an M3U playlist, or an Enigma2 bouquet for satellite-receiver types."""
+    kind = params.get("type", "m3u_plus").lower()
+    extension = "m3u8" if params.get("output", "").lower() in ("m3u8", "hls") else "ts"
+    stream = n.stream_url(extension)
+    if kind.startswith(ENIGMA_TYPES):
+        name = " ".join(n.title.split())
+        service = stream.replace(":", "%3a")
+        body = (f"#NAME {name}\n#SERVICE 4097:0:1:1:0:0:0:0:0:0:{service}:{name}\n"
+                f"#DESCRIPTION {' '.join(n.message.split())}\n")
+        return 200, [(b"content-type", b"text/plain; charset=utf-8"), *NO_STORE], body.encode("utf-8")
+    title = _m3u_attr(n.title)
+    body = (f'#EXTM3U x-tvg-url="{n.url("/xmltv.php")}" url-tvg="{n.url("/xmltv.php")}"\n'
+            f"# {' '.join(n.message.split())}\n"  # for whoever reads the file itself; players skip comments
+            f'#EXTINF:-1 tvg-id="{CHANNEL_ID}" tvg-name="{title}" tvg-logo="{n.logo}" group-title="{title}",{title}\n'
+            f"{stream}\n")
+    headers = [(b"content-type", b"audio/x-mpegurl; charset=utf-8"),
+               (b"content-disposition", b'attachment; filename="playlist.m3u"'), *NO_STORE]
+    return 200, headers, body.encode("utf-8")
+
+
+def xmltv(n: IptvNotice, params: dict[str, str]):
+    """xmltv.php: one channel (the playlist's tvg-id) with one programme spanning now +-24 h."""
+    def stamp(epoch: int) -> str:
+        return time.strftime("%Y%m%d%H%M%S +0000", time.gmtime(epoch))
+    title, message = xml_escape(n.title), xml_escape(n.message)
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<tv generator-info-name="seized">\n'
+            f'  <channel id="{CHANNEL_ID}"><display-name>{title}</display-name><icon src="{xml_escape(n.logo)}"/></channel>\n'
+            f'  <programme start="{stamp(n.now - DAY)}" stop="{stamp(n.now + DAY)}" channel="{CHANNEL_ID}">'
+            f'<title lang="{n.lang}">{title}</title><desc lang="{n.lang}">{message}</desc></programme>\n</tv>\n')
+    return 200, [(b"content-type", b"application/xml; charset=utf-8"), *NO_STORE], body.encode("utf-8")
+
+
+# -- Stalker / Ministra (MAG boxes) ----------------------------------------------------------
+
+def stalker(n: IptvNotice, params: dict[str, str]):
+    """load.php / portal.php. A valid handshake, then a *blocked* profile (status 1) whose
+    block_msg (MAG firmware) and msg (Kodi pvr.stalker) are the notice; cut_off_msg, a pop-up
+    event and the one channel carry it too."""
+    kind, action = params.get("type", "").lower(), params.get("action", "").lower()
+    channel_cmd = f"ffmpeg {n.stream_url()}"
+    if action == "handshake":
+        return _json({"js": {"token": secrets.token_hex(16).upper(), "random": secrets.token_hex(20), "not_valid": 0}})
+    if action == "get_localization":
+        return _json({"js": {"cut_off_msg": n.message, "blocking_account_reboot": "Reboot"}})
+    if action == "do_auth":
+        return _json({"js": True})
+    if kind == "watchdog" or action == "get_events":
+        return _json({"js": {"data": {"msgs": 1, "id": 1, "event": "send_msg", "need_confirm": 0, "msg": n.message,
+                                      "reboot_after_ok": 0, "auto_hide_timeout": 0, "send_time": _stamp(n.now)}}})
+    if action in ("get_all_channels", "get_ordered_list", "get_all_fav_channels"):
+        channel = {"id": "1", "name": n.title, "number": "1", "cmd": channel_cmd, "logo": n.logo, "tv_genre_id": "1",
+                   "use_http_tmp_link": "0", "censored": 0, "xmltv_id": CHANNEL_ID}
+        return _json({"js": {"total_items": 1, "max_page_items": 14, "selected_item": 0, "cur_page": 0, "data": [channel]}})
+    if action == "get_genres":
+        return _json({"js": [{"id": "1", "title": n.title, "alias": "notice", "censored": 0}]})
+    if action == "create_link":
+        return _json({"js": {"id": "1", "cmd": channel_cmd}})
+    # get_profile and anything else: the blocking profile.
+    return _json({"js": {"id": 1, "name": n.title, "status": 1, "msg": n.message, "block_msg": n.message,
+                         "watchdog_timeout": 120, "store_auth_data_on_stb": False, "timeslot": 0}})
+
+
+RESPONDERS = {"xtream": xtream, "panel": panel, "enigma2": enigma2, "playlist": playlist, "xmltv": xmltv, "stalker": stalker}
