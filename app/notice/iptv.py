@@ -61,7 +61,8 @@ def _stamp(epoch: int) -> str:
 def user_info(n: IptvNotice, username: str) -> dict:
     return {
         "username": username, "password": "",  # never echoed
-        "message": n.message, "auth": 1, "status": "Active", "exp_date": None, "is_trial": "0",
+        # A date a year ahead, not null: some clients (pyxtream) need a number, some treat the past as expired.
+        "message": n.message, "auth": 1, "status": "Active", "exp_date": str(n.now + 365 * DAY), "is_trial": "0",
         "active_cons": "0", "created_at": str(n.now - DAY), "max_connections": "1",
         "allowed_output_formats": ["ts", "m3u8"],
     }
@@ -74,19 +75,23 @@ def server_info(n: IptvNotice) -> dict:
     }
 
 
-def categories(n: IptvNotice) -> list[dict]:
-    return [{"category_id": "1", "category_name": n.title, "parent_id": 0}]
+# One category per content type, each with its own id: clients look categories up by id alone.
+LIVE, MOVIES, SERIES = "1", "2", "3"
+
+
+def categories(n: IptvNotice, category_id: str = LIVE) -> list[dict]:
+    return [{"category_id": category_id, "category_name": n.title, "parent_id": 0}]
 
 
 def live_streams(n: IptvNotice) -> list[dict]:
     return [{"num": 1, "name": n.title, "stream_type": "live", "stream_id": 1, "stream_icon": n.logo,
-             "epg_channel_id": CHANNEL_ID, "added": str(n.now), "is_adult": 0, "category_id": "1", "category_ids": [1],
+             "epg_channel_id": CHANNEL_ID, "added": str(n.now), "is_adult": 0, "category_id": LIVE, "category_ids": [1],
              "custom_sid": "", "tv_archive": 0, "direct_source": "", "tv_archive_duration": 0}]
 
 
 def vod_streams(n: IptvNotice) -> list[dict]:
     return [{"num": 1, "name": n.title, "title": n.title, "stream_type": "movie", "stream_id": 2, "stream_icon": n.logo,
-             "rating": "0", "rating_5based": 0, "added": str(n.now), "is_adult": 0, "category_id": "1", "category_ids": [1],
+             "rating": "0", "rating_5based": 0, "added": str(n.now), "is_adult": 0, "category_id": MOVIES, "category_ids": [2],
              "container_extension": "mp4", "custom_sid": "", "direct_source": ""}]
 
 
@@ -94,13 +99,13 @@ def series_list(n: IptvNotice) -> list[dict]:
     return [{"num": 1, "name": n.title, "title": n.title, "series_id": 3, "cover": n.logo, "plot": n.message, "cast": "",
              "director": "", "genre": "", "releaseDate": "", "last_modified": str(n.now), "rating": "0",
              "rating_5based": 0, "backdrop_path": [], "youtube_trailer": "", "episode_run_time": "0",
-             "category_id": "1", "category_ids": [1]}]
+             "category_id": SERIES, "category_ids": [3]}]
 
 
 def series_info(n: IptvNotice) -> dict:
     info = {"name": n.title, "title": n.title, "cover": n.logo, "plot": n.message, "cast": "", "director": "",
             "genre": "", "releaseDate": "", "last_modified": str(n.now), "rating": "0", "rating_5based": 0,
-            "backdrop_path": [], "youtube_trailer": "", "episode_run_time": "0", "category_id": "1"}
+            "backdrop_path": [], "youtube_trailer": "", "episode_run_time": "0", "category_id": SERIES}
     episode = {"id": "3", "episode_num": 1, "title": n.title, "container_extension": "mp4",
                "info": {"plot": n.message, "movie_image": n.logo, "duration_secs": 12, "duration": "00:00:12"},
                "custom_sid": "", "added": str(n.now), "season": 1, "direct_source": ""}
@@ -113,7 +118,7 @@ def vod_info(n: IptvNotice) -> dict:
     return {"info": {"name": n.title, "title": n.title, "plot": n.message, "description": n.message,
                      "movie_image": n.logo, "cover_big": n.logo, "duration_secs": 12, "duration": "00:00:12",
                      "genre": "", "director": "", "cast": "", "releasedate": "", "rating": "0"},
-            "movie_data": {"stream_id": 2, "name": n.title, "title": n.title, "added": str(n.now), "category_id": "1",
+            "movie_data": {"stream_id": 2, "name": n.title, "title": n.title, "added": str(n.now), "category_id": MOVIES,
                            "container_extension": "mp4", "custom_sid": "", "direct_source": ""}}
 
 
@@ -131,7 +136,9 @@ def xtream(n: IptvNotice, params: dict[str, str]):
     """player_api.php: unknown or missing actions get the login answer, never an error."""
     action = params.get("action", "").lower()
     answers = {
-        "get_live_categories": categories, "get_vod_categories": categories, "get_series_categories": categories,
+        "get_live_categories": categories,
+        "get_vod_categories": lambda n: categories(n, MOVIES),
+        "get_series_categories": lambda n: categories(n, SERIES),
         "get_live_streams": live_streams, "get_vod_streams": vod_streams, "get_series": series_list,
         "get_series_info": series_info, "get_vod_info": vod_info,
         "get_short_epg": lambda n: epg_listings(n, simple=False),
@@ -148,7 +155,7 @@ def panel(n: IptvNotice, params: dict[str, str]):
         return _json(epg_listings(n, simple=False)["epg_listings"])
     return _json({
         "user_info": user_info(n, params.get("username", "")), "server_info": server_info(n),
-        "categories": {"live": categories(n), "movie": categories(n), "series": categories(n)},
+        "categories": {"live": categories(n), "movie": categories(n, MOVIES), "series": categories(n, SERIES)},
         "available_channels": {"1": live_streams(n)[0], "2": vod_streams(n)[0]},
     })
 
