@@ -26,9 +26,11 @@ app = typer.Typer(help="seized: the notice service for seized domains, and its e
 hits_app = typer.Typer(help="Read, query and export the hit log.", no_args_is_help=True)
 domains_app = typer.Typer(help="Manage the seized-domain list (stored in the database).", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage management-API tokens.", no_args_is_help=True)
+notice_app = typer.Typer(help="The notice's rendered forms.", no_args_is_help=True)
 app.add_typer(hits_app, name="hits")
 app.add_typer(domains_app, name="domains")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(notice_app, name="notice")
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file.")]
 DbOption = Annotated[Optional[str], typer.Option("--db", help="Database URL, e.g. sqlite:///data/seized.db.")]
@@ -306,6 +308,39 @@ def tokens_revoke(name: str, config: ConfigOption = None, db: DbOption = None):
         typer.echo(f"no active token named {name!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {name}")
+
+
+@notice_app.command("render")
+def notice_render(
+    config: ConfigOption = None,
+    db: DbOption = None,
+    domain: Annotated[Optional[str], typer.Option(help="Only this domain (default: every active one, and unknown hosts).")] = None,
+    language: Annotated[Optional[str], typer.Option(help="Only this language (default: every language).")] = None,
+):
+    """Pre-render the notice videos IPTV players are sent, so the first player need not wait."""
+    from .notice.texts import load_languages
+    from .notice.video import NoticeVideos
+    from .public import video_lines
+    from .server import build_domain_table, seed_domains
+
+    settings = _settings(config, db=db)
+    languages = load_languages()
+    if language is not None and language not in languages:
+        raise typer.BadParameter(f"no language {language!r}; available: {', '.join(languages)}")
+    async def domains(store):
+        await seed_domains(store, settings)  # as the server does at start
+        return await build_domain_table(store, settings)
+    table = _with_store(settings.db, domains)
+    notices = [*table.notices(), table.default]
+    if domain is not None:
+        notices = [n for n in notices if n.domain == normalise_domain(domain)]
+        if not notices:
+            raise typer.BadParameter(f"{domain} is not an active seized domain")
+    videos = NoticeVideos(settings.video_dir)
+    for notice in notices:
+        for lang in [language] if language else languages:
+            folder = videos.render_now(list(video_lines(languages[lang], notice)))
+            typer.echo(f"{notice.domain or '(unknown hosts)'} [{lang}]: {folder}")
 
 
 def main() -> None:

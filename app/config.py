@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     match_key: SecretStr | None = None
     # Notice videos for IPTV players are rendered once per domain and language and kept here.
     video_dir: Path = Path("data/video")
+    prerender_videos: bool = True  # at start, in the background, for each domain's default language
 
     # Management API: this many failed authentications from one address within the window -> 429.
     auth_failure_limit: int = 10

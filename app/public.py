@@ -44,6 +44,16 @@ def display_time(ns: int) -> str:
     return f"{utc_second(seconds, ' ')}.{rest // 1_000_000:03d} UTC"
 
 
+def video_lines(texts: dict[str, str], notice: Notice) -> tuple[str, ...]:
+    """What the notice video shows (no per-visit values: it is rendered once)."""
+    lines = [texts["iptv_title"], f"{texts['agency']}: {notice.agency}"]
+    if notice.case_ref:
+        lines.append(f"{texts['case_ref']}: {notice.case_ref}")
+    if notice.legal_basis:
+        lines.append(f"{texts['legal_basis']}: {notice.legal_basis}")
+    return (*lines, texts["recorded"])
+
+
 class PublicApp:
     def __init__(self, *, node: str, domains: DomainTable, resolver: ClientResolver, html: HtmlNotice,
                  assets: Assets, languages, writer, body_cap: int, videos: NoticeVideos):
@@ -69,14 +79,7 @@ class PublicApp:
         return headers
 
     def _video_lines(self, notice: Notice, lang: str) -> tuple[str, ...]:
-        """What the notice video shows (no per-visit values: it is rendered once)."""
-        t = self.languages[lang]
-        lines = [t["iptv_title"], f"{t['agency']}: {notice.agency}"]
-        if notice.case_ref:
-            lines.append(f"{t['case_ref']}: {notice.case_ref}")
-        if notice.legal_basis:
-            lines.append(f"{t['legal_basis']}: {notice.legal_basis}")
-        return (*lines, t["recorded"])
+        return video_lines(self.languages[lang], notice)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":

@@ -131,7 +131,7 @@ async def serve(settings: Settings) -> None:
                 log.warning("could not pre-render the notice video for %s: %s", notice.domain, error)
 
     follower = asyncio.create_task(follow_domains())
-    prerender = asyncio.create_task(prerender_videos())
+    prerender = asyncio.create_task(prerender_videos() if settings.prerender_videos else asyncio.sleep(0))
     try:
         await asyncio.gather(*(listener.serve() for listener in listeners))
     finally:

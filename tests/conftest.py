@@ -60,7 +60,7 @@ MATCH_KEY = "test-match-key-0123456789"
 @pytest.fixture(scope="session")
 def iptv_server(tmp_path_factory):
     """A server with a match_key, so password HMACs are kept."""
-    srv = Server(tmp_path_factory.mktemp("iptv"), domains=DOMAINS, settings={"match_key": MATCH_KEY}).start()
+    srv = Server(tmp_path_factory.mktemp("iptv"), domains=DOMAINS, settings={"match_key": MATCH_KEY, "prerender_videos": True}).start()
     srv.tokens = {"investigator": srv.new_token("investigator")}
     yield srv
     assert srv.stop() == 0

@@ -93,6 +93,7 @@ class Server:
 
     def write_config(self) -> None:
         base = {"node": "test-node", "db": f"sqlite:///{self.db_path}", "spool_dir": str(self.spool_dir),
+                "video_dir": str(self.directory / "video"), "prerender_videos": False,
                 "public": f"127.0.0.1:{self.public_port}", "admin": f"127.0.0.1:{self.admin_port}"}
         base.update(self.settings)
         notice = base.pop("notice", {"agency": "Test Police", "blocked_by": "https://police.test/seized"})

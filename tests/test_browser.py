@@ -29,7 +29,7 @@ def test_visible_notice_in_chromium(server, browser):
     requested = []
     page.on("request", lambda request: requested.append(request.url))
     origin = f"http://www.seized-iptv.example:{server.public_port}"
-    response = page.goto(f"{origin}/live/user/pass/1.ts")
+    response = page.goto(f"{origin}/index.php?page=1")
     assert response.status == 451
 
     text = page.inner_text("body")
@@ -49,7 +49,7 @@ def test_visible_notice_in_chromium(server, browser):
     assert {urlsplit(url).path for url in requested} >= {"/_seized/notice.css", "/_seized/seal.svg"}
 
     # The port shown is the browser's real source port, as logged.
-    rows = server.wait_rows("client_port = ? AND path = '/live/user/pass/1.ts'", (int(port),))
+    rows = server.wait_rows("client_port = ? AND path = '/index.php'", (int(port),))
     assert len(rows) == 1 and rows[0]["domain"] == "seized-iptv.example"
     page.close()
 

@@ -1,6 +1,7 @@
 """The `seized` command against a running server's database."""
 
 import os
+from pathlib import Path
 import re
 import subprocess
 import sys
@@ -108,3 +109,21 @@ def test_first_start_prints_an_admin_token_once_and_cli_manages_tokens(tmp_path)
         assert len(re.findall(r"sz_[0-9a-f]{12}_", srv.log_path.read_text())) == 1
     finally:
         assert srv.stop() == 0
+
+
+def test_notice_render_prerenders_the_videos_the_server_then_serves(tmp_path):
+    srv = Server(tmp_path, domains=[{"name": "render.example", "agency": "Render Agency"}])
+    out = seized("notice", "render", "--config", str(srv.config_path), "--domain", "render.example", "--language", "it").stdout
+    folder = Path(out.strip().rpartition(": ")[2])
+    assert folder.parent == tmp_path / "video"
+    assert out.startswith("render.example [it]: ")
+    assert sorted(p.name for p in folder.iterdir()) == ["notice.mp4", "notice.ts", "seg0.ts", "seg1.ts", "seg2.ts"]
+    before = {p: p.stat().st_mtime_ns for p in folder.iterdir()}
+    srv.start()
+    try:
+        response = srv.request("GET", "/live/u/p/1.ts", host="render.example", headers=[("Accept-Language", "it")])
+        assert response.status == 200 and response.body == (folder / "notice.ts").read_bytes()
+        assert {p: p.stat().st_mtime_ns for p in folder.iterdir()} == before  # served from the cache, not rendered again
+    finally:
+        assert srv.stop() == 0
+    assert seized("notice", "render", "--config", str(srv.config_path), "--domain", "nope.example", check=False).returncode != 0
