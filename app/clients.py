@@ -50,6 +50,8 @@ def credential_segments(segments: list[str]) -> tuple[int, int] | None:
 
 def redact_path(path: str, mask: str) -> str:
     """The password segment of a stream path replaced by `mask`; any other path unchanged."""
+    if path.count("/") < 3:  # no stream path is that short
+        return path
     segments = path.split("/")[1:]
     where = credential_segments(segments)
     if where is None:
@@ -81,7 +83,9 @@ def _header(headers, name: bytes) -> str | None:
 
 
 def classify(raw_path: bytes, query: bytes, form: bytes | None, headers) -> ClientInfo:
-    path = unquote(raw_path.decode("latin-1"))
+    path = raw_path.decode("latin-1")
+    if "%" in path:
+        path = unquote(path)
     lower = path.lower().rstrip("/") or "/"
     segments = [s for s in path.split("/")[1:]]
 

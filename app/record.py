@@ -23,6 +23,7 @@ COLUMNS = (
 )
 
 
+@lru_cache(maxsize=65_536)  # players poll: the same few addresses come back again and again
 def ip_key(ip: str | None) -> str | None:
     """An IP as 32 hex digits, IPv4 as IPv4-mapped IPv6: text that sorts like the address, so a
     CIDR is one range (see query.py)."""

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from helpers import Server, free_port  # noqa: E402  (the same real-server harness the tests use)
 
 HOST = "seized-iptv.example"
+PATH = "/index.php?username=a&password=b"  # the HTML notice: the same page nginx serves from a file
 
 
 def wrk(url: str, seconds: int, connections: int) -> dict:
@@ -41,11 +42,11 @@ def bench_seized(work: Path, seconds: int, connections: int) -> tuple[dict, byte
     try:
         page = server.request(host=HOST, target="/").body
         wrk(server.url("/warmup"), 2, connections)
-        result = wrk(server.url("/get.php?username=a&password=b"), seconds, connections)
+        result = wrk(server.url(PATH), seconds, connections)
     finally:
         server.stop(signal.SIGTERM)
     with sqlite3.connect(server.db_path) as db:
-        stored = db.execute("SELECT COUNT(*) FROM hits WHERE path = '/get.php'").fetchone()[0]
+        stored = db.execute("SELECT COUNT(*) FROM hits WHERE path = ?", (PATH.partition("?")[0],)).fetchone()[0]
     result["stored"] = stored
     result["lost"] = max(0, result["requests"] - stored)
     return result, page
@@ -68,7 +69,7 @@ http {{
     nginx = subprocess.Popen(["nginx", "-c", str(root / "nginx.conf"), "-p", str(root)])
     try:
         time.sleep(0.5)
-        url = f"http://127.0.0.1:{port}/get.php?username=a&password=b"
+        url = f"http://127.0.0.1:{port}{PATH}"
         wrk(url, 2, connections)
         return wrk(url, seconds, connections)
     finally:
