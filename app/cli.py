@@ -27,10 +27,12 @@ hits_app = typer.Typer(help="Read, query and export the hit log.", no_args_is_he
 domains_app = typer.Typer(help="Manage the seized-domain list (stored in the database).", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage management-API tokens.", no_args_is_help=True)
 notice_app = typer.Typer(help="The notice's rendered forms.", no_args_is_help=True)
+evidence_app = typer.Typer(help="Tamper evidence: signing keys.", no_args_is_help=True)
 app.add_typer(hits_app, name="hits")
 app.add_typer(domains_app, name="domains")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(notice_app, name="notice")
+app.add_typer(evidence_app, name="evidence")
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file.")]
 DbOption = Annotated[Optional[str], typer.Option("--db", help="Database URL, e.g. sqlite:///data/seized.db.")]
@@ -341,6 +343,35 @@ def notice_render(
         for lang in [language] if language else languages:
             folder = videos.render_now(list(video_lines(languages[lang], notice)))
             typer.echo(f"{notice.domain or '(unknown hosts)'} [{lang}]: {folder}")
+
+
+@app.command("verify")
+def verify_command(
+    config: ConfigOption = None,
+    db: DbOption = None,
+    node: Annotated[Optional[str], typer.Option(help="Only this node's chain.")] = None,
+):
+    """Walk the hash chain of every node; report the first broken link and check the checkpoints.
+    Exits 1 if anything is wrong."""
+    from .evidence import load_signing_key, public_key_hex, verify
+
+    settings = _settings(config, db=db)
+    trusted = public_key_hex(load_signing_key(settings.signing_key_file)) if settings.signing_key_file else None
+    report = _with_store(settings.db, lambda store: verify(store, node, trusted))
+    typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+@evidence_app.command("keygen")
+def evidence_keygen(out: Annotated[Path, typer.Option("--out", help="Where to write the private key (PEM).")]):
+    """Make an Ed25519 key for signing checkpoints; prints the public key to publish."""
+    from .evidence import new_signing_key
+
+    try:
+        typer.echo(new_signing_key(out))
+    except FileExistsError as error:
+        raise typer.BadParameter(f"{out} exists; not overwriting a key") from error
 
 
 def main() -> None:

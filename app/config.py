@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     video_dir: Path = Path("data/video")
     prerender_videos: bool = True  # at start, in the background, for each domain's default language
 
+    # Tamper evidence: a checkpoint of each node's chain head every N hits or S seconds, signed
+    # with this Ed25519 private key (PEM; make one with `seized evidence keygen`) when given.
+    checkpoint_every_hits: int = 10_000
+    checkpoint_every_s: float = 3600.0
+    signing_key_file: Path | None = None
+
     # Management API: this many failed authentications from one address within the window -> 429.
     auth_failure_limit: int = 10
     auth_failure_window_s: float = 60.0

@@ -17,6 +17,7 @@ from .assets import Assets
 from .capture import ClientResolver
 from .config import Settings, split_address
 from .domains import DomainTable, resolve_notice
+from .evidence import load_signing_key
 from .notice.html import HtmlNotice
 from .notice.texts import load_languages
 from .notice.video import NoticeVideos
@@ -71,7 +72,9 @@ async def serve(settings: Settings) -> None:
     languages = load_languages()
     writer = HitWriter(writer_store, Spool(settings.spool_dir), settings.queue_size, settings.batch_size,
                        settings.batch_interval_ms / 1000,
-                       settings.match_key.get_secret_value().encode() if settings.match_key else None)
+                       settings.match_key.get_secret_value().encode() if settings.match_key else None,
+                       settings.checkpoint_every_hits, settings.checkpoint_every_s,
+                       load_signing_key(settings.signing_key_file) if settings.signing_key_file else None)
     await writer.start()
 
     public_app = PublicApp(

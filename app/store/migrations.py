@@ -108,4 +108,22 @@ SQLITE = [
     CREATE INDEX hits_account ON hits (account, id);
     CREATE INDEX hits_client_kind ON hits (client_kind, id);
     """,
+    # 5: tamper evidence (see evidence.py): each node's hash chain, and checkpoints of its head.
+    """
+    ALTER TABLE hits ADD COLUMN prev_hash TEXT;
+    ALTER TABLE hits ADD COLUMN hash TEXT;
+    CREATE TABLE checkpoints (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        node TEXT NOT NULL,
+        at TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        last_id INTEGER NOT NULL,
+        head TEXT NOT NULL,
+        public_key TEXT,
+        signature TEXT
+    );
+    CREATE INDEX checkpoints_node ON checkpoints (node, id);
+    CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+    """,
 ]

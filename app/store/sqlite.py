@@ -9,6 +9,7 @@ from pathlib import Path
 import aiosqlite
 
 from ..query import GROUP_SQL, HitFilter
+from ..evidence import CHAIN_COLUMNS, GENESIS
 from ..record import COLUMNS, ip_key
 from .migrations import SQLITE as MIGRATIONS
 
@@ -16,7 +17,8 @@ DOMAIN_FIELDS = ("agency", "case_ref", "legal_basis", "language", "status", "blo
 DENSE_RANGE = 20_000  # matches beyond which an export under a range filter walks the table in id order
 SMALL_RANGE = 5_000  # a range with fewer matches is simply sorted
 RECENT_WINDOW = 50_000  # rows a wide range's page looks at first, newest down
-INSERT_HIT = f"INSERT OR IGNORE INTO hits ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+STORED = (*COLUMNS, *CHAIN_COLUMNS)
+INSERT_HIT = f"INSERT INTO hits ({', '.join(STORED)}) VALUES ({', '.join('?' * len(STORED))})"
 
 
 def now_iso() -> str:
@@ -66,8 +68,7 @@ class SQLiteStore:
     # -- hits --------------------------------------------------------------------------------
 
     async def insert_hits(self, rows: list[tuple]) -> int:
-        """One transaction; rows already present (same uid, e.g. replayed from the spool) are
-        skipped. Returns how many were new."""
+        """Chained rows (COLUMNS + prev_hash, hash) in one transaction; all or none."""
         before = self.db.total_changes
         try:
             await self.db.executemany(INSERT_HIT, rows)
@@ -76,6 +77,52 @@ class SQLiteStore:
             await self.db.rollback()
             raise
         return self.db.total_changes - before
+
+    async def existing_uids(self, uids: list[str]) -> set[str]:
+        found = set()
+        for start in range(0, len(uids), 500):
+            part = uids[start:start + 500]
+            rows = await self._all(f"SELECT uid FROM hits WHERE uid IN ({','.join('?' * len(part))})", part)
+            found.update(row["uid"] for row in rows)
+        return found
+
+    async def chain_head(self, node: str) -> tuple[str, int]:
+        """(head hash, number of chained hits) of a node's chain; GENESIS and 0 for a new node."""
+        rows = await self._all("SELECT hash FROM hits WHERE node = ? AND hash IS NOT NULL ORDER BY id DESC LIMIT 1", [node])
+        count = await self._all("SELECT COUNT(*) AS n FROM hits WHERE node = ? AND hash IS NOT NULL", [node])
+        return (rows[0]["hash"] if rows else GENESIS), count[0]["n"]
+
+    async def chain_heads(self) -> list[dict]:
+        return await self._all(
+            "SELECT node, COUNT(hash) AS count, MAX(id) AS last_id, "
+            "(SELECT h.hash FROM hits h WHERE h.node = hits.node AND h.hash IS NOT NULL ORDER BY h.id DESC LIMIT 1) AS head "
+            "FROM hits GROUP BY node ORDER BY node", [])
+
+    async def iter_chain(self, node: str, chunk: int = 2000):
+        """A node's hits in chain order (id order), with their hashes, `chunk` at a time."""
+        after = 0
+        while True:
+            rows = await self._all("SELECT * FROM hits WHERE node = ? AND id > ? ORDER BY id LIMIT ?", [node, after, chunk])
+            if not rows:
+                return
+            yield rows
+            after = rows[-1]["id"]
+
+    async def nodes(self) -> list[str]:
+        return [row["node"] for row in await self._all("SELECT DISTINCT node FROM hits ORDER BY node", [])]
+
+    async def add_checkpoint(self, *, node, at, count, last_id, head, public_key, signature) -> None:
+        await self.db.execute("INSERT INTO checkpoints (node, at, count, last_id, head, public_key, signature) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                              (node, at, count, last_id, head, public_key, signature))
+        await self.db.commit()
+
+    async def checkpoints(self, node: str | None = None) -> list[dict]:
+        where, params = ("WHERE node = ?", [node]) if node else ("", [])
+        return await self._all(f"SELECT * FROM checkpoints {where} ORDER BY id", params)
+
+    async def last_id_of(self, node: str) -> int:
+        rows = await self._all("SELECT MAX(id) AS top FROM hits WHERE node = ?", [node])
+        return rows[0]["top"] or 0
 
     async def latest_hits(self, limit: int) -> list[dict]:
         return await self.query_hits(HitFilter(), None, limit)

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ..capture import Hit
+from ..evidence import NODE, chain_rows, checkpoint_message, public_key_hex, sign
 from ..record import to_rows
+from .sqlite import now_iso
 from .spool import Spool
 
 log = logging.getLogger("seized.writer")
@@ -19,9 +22,19 @@ REPLAY_EVERY = 1.0  # seconds between attempts to empty the spool
 
 class HitWriter:
     def __init__(self, store, spool: Spool, queue_size: int = 10_000, batch_size: int = 500, batch_interval: float = 0.05,
-                 match_key: bytes | None = None):
+                 match_key: bytes | None = None, checkpoint_every_hits: int = 10_000, checkpoint_every_s: float = 3600.0,
+                 signing_key=None):
         self.store = store
         self.match_key = match_key
+        # The hash chain (evidence.py): each node's head and length, extended by every insert.
+        self.heads: dict[str, str] = {}
+        self.chain_length: dict[str, int] = {}
+        self._unchecked: dict[str, int] = {}  # hits chained since the node's last checkpoint
+        self._last_checkpoint = time.monotonic()
+        self.checkpoint_every_hits = checkpoint_every_hits
+        self.checkpoint_every_s = checkpoint_every_s
+        self.signing_key = signing_key
+        self._insert_lock = asyncio.Lock()
         self.spool = spool
         self.queue: asyncio.Queue[Hit] = asyncio.Queue(queue_size)
         self.batch_size = batch_size
@@ -63,6 +76,10 @@ class HitWriter:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._spool_overflow()
         await self.replay()
+        try:
+            await self.checkpoint(force=True)  # a clean stop leaves a checkpoint of every head
+        except Exception as error:
+            log.warning("final checkpoint failed: %s", error)
         self._thread.shutdown(wait=True)
         log.info("hit writer closed: %s, spool bytes left %d", self.counters, self.spool.size())
 
@@ -88,10 +105,51 @@ class HitWriter:
                 for _ in batch:
                     self.queue.task_done()
 
+    async def _store(self, rows: list[tuple], replayed: bool = False) -> int:
+        """Chain the rows onto their nodes' heads and insert them, all or none. Replayed rows
+        that are already stored (a spool file replayed twice) are left out first."""
+        async with self._insert_lock:
+            if replayed:
+                present = await self.store.existing_uids([row[0] for row in rows])
+                rows = [row for row in rows if row[0] not in present]
+            if not rows:
+                return 0
+            for node in {row[NODE] for row in rows} - self.heads.keys():
+                self.heads[node], self.chain_length[node] = await self.store.chain_head(node)
+            linked, heads = await self._run(chain_rows, rows, self.heads)
+            await self.store.insert_hits(linked)
+            for row in rows:
+                self.chain_length[row[NODE]] += 1
+                self._unchecked[row[NODE]] = self._unchecked.get(row[NODE], 0) + 1
+            self.heads.update(heads)
+        if any(n >= self.checkpoint_every_hits for n in self._unchecked.values()):
+            await self.checkpoint()
+        return len(rows)
+
+    async def checkpoint(self, force: bool = False) -> None:
+        """Record (and sign, with a key) the head of every node that has new hits since its last
+        checkpoint: when enough hits have come, when enough time has passed, or when `force`d."""
+        due = force or time.monotonic() - self._last_checkpoint >= self.checkpoint_every_s
+        async with self._insert_lock:
+            for node, pending in list(self._unchecked.items()):
+                if pending == 0 or not (due or pending >= self.checkpoint_every_hits):
+                    continue
+                at = now_iso()
+                count, head, last_id = self.chain_length[node], self.heads[node], await self.store.last_id_of(node)
+                public_key = signature = None
+                if self.signing_key is not None:
+                    public_key = public_key_hex(self.signing_key)
+                    signature = sign(self.signing_key, checkpoint_message(node, count, last_id, head, at))
+                await self.store.add_checkpoint(node=node, at=at, count=count, last_id=last_id, head=head,
+                                                public_key=public_key, signature=signature)
+                self._unchecked[node] = 0
+            if due:
+                self._last_checkpoint = time.monotonic()
+
     async def _commit(self, batch: list[Hit]) -> None:
         rows = await self._run(to_rows, batch, self.match_key)
         try:
-            await self.store.insert_hits(rows)
+            await self._store(rows)
         except Exception as error:
             if self.storage_ok:
                 log.error("database write failed (%s): spooling hits until it recovers", error)
@@ -128,16 +186,21 @@ class HitWriter:
         while True:
             await asyncio.sleep(REPLAY_EVERY)
             await self.replay()
+            try:
+                await self.checkpoint()
+            except Exception as error:
+                log.warning("checkpoint failed: %s", error)
 
     async def replay(self) -> None:
         """Move spooled rows into the database; a file is deleted only after all its rows are in.
-        Rows are keyed by uid, so a file replayed twice (crash before delete) adds nothing twice."""
+        Rows are keyed by uid, so a file replayed twice (crash before delete) adds nothing twice.
+        They join the hash chain now, in the order they are replayed."""
         async with self._replay_lock:
             for path in await self._run(self.spool.seal):
                 chunks = Spool.read(path, self.batch_size)
                 while (rows := await self._run(next, chunks, None)) is not None:
                     try:
-                        self.counters["replayed"] += await self.store.insert_hits(rows)
+                        self.counters["replayed"] += await self._store(rows, replayed=True)
                     except Exception as error:
                         log.warning("replay from %s paused: %s", path.name, error)
                         self.storage_ok = False

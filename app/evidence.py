@@ -1,0 +1,160 @@
+"""Tamper evidence. Each node's hits form a hash chain, in the order they were stored:
+
+    hash = SHA-256(prev_hash || canonical JSON of the stored record)
+
+prev_hash and hash are lower-case hex; the first hit of a node has prev_hash = 64 zeros. The
+canonical JSON of a record is the object of every stored column except id, prev_hash and hash,
+with keys sorted, UTF-8, no whitespace, no ASCII escaping (README: "Verifying the chain").
+Checkpoints record a node's chain head and length from time to time, signed with Ed25519 when a
+signing key is configured, so a published checkpoint later proves nothing before it changed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .record import COLUMNS
+
+GENESIS = "0" * 64
+CHAIN_COLUMNS = ("prev_hash", "hash")
+NODE = COLUMNS.index("node")
+
+
+def canonical(record: dict) -> bytes:
+    return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def link(prev_hash: str, record: dict) -> str:
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical(record)).hexdigest()
+
+
+def chain_rows(rows: list[tuple], heads: dict[str, str]) -> tuple[list[tuple], dict[str, str]]:
+    """Rows (COLUMNS order) extended with prev_hash and hash; and the heads after them. `heads`
+    must hold the current head of every node in `rows` (GENESIS for a new one); it is not changed."""
+    heads = dict(heads)
+    linked = []
+    for row in rows:
+        node = row[NODE]
+        prev = heads[node]
+        digest = link(prev, dict(zip(COLUMNS, row, strict=True)))
+        linked.append((*row, prev, digest))
+        heads[node] = digest
+    return linked, heads
+
+
+@dataclass
+class Break:
+    id: int
+    reason: str
+
+
+def check_link(prev: str, row: dict) -> Break | None:
+    """Whether a stored row continues the chain from `prev`, and if not, how it breaks."""
+    record = {column: row[column] for column in COLUMNS}
+    if row["hash"] != link(row["prev_hash"] or "", record):
+        return Break(row["id"], "the record does not match its hash: a field was edited")
+    if row["prev_hash"] != prev:
+        return Break(row["id"], "prev_hash does not match the hit before it: a hit was deleted, inserted or moved here")
+    return None
+
+
+# -- checkpoint signatures --------------------------------------------------------------------
+
+def checkpoint_message(node: str, count: int, last_id: int, head: str, at: str) -> bytes:
+    return canonical({"node": node, "count": count, "last_id": last_id, "head": head, "at": at})
+
+
+def load_signing_key(path: Path):
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    return load_pem_private_key(Path(path).read_bytes(), password=None)
+
+
+def public_key_hex(private_key) -> str:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    return private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def sign(private_key, message: bytes) -> str:
+    return private_key.sign(message).hex()
+
+
+def signature_valid(public_key: str, message: bytes, signature: str) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key)).verify(bytes.fromhex(signature), message)
+        return True
+    except (InvalidSignature, ValueError):
+        return False
+
+
+def new_signing_key(path: Path) -> str:
+    """Write a new Ed25519 private key (PEM, mode 600) and return its public key (hex)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    key = Ed25519PrivateKey.generate()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=False)
+    path.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    return public_key_hex(key)
+
+
+# -- verification -----------------------------------------------------------------------------
+
+async def verify(store, node: str | None = None, trusted_key: str | None = None) -> dict:
+    """Walk each node's chain from its first hit; report the first broken link and check every
+    checkpoint against the chain (its head at its position, and its signature)."""
+    report = {"ok": True, "nodes": []}
+    for name in [node] if node else await store.nodes():
+        result = await _verify_node(store, name, trusted_key)
+        report["ok"] = report["ok"] and result["ok"]
+        report["nodes"].append(result)
+    return report
+
+
+async def _verify_node(store, node: str, trusted_key: str | None) -> dict:
+    checkpoints = {cp["count"]: cp for cp in await store.checkpoints(node)}
+    seen_at: dict[int, tuple[str, int]] = {}  # chain position -> (hash, id), for the checkpoints
+    prev, count, before_chain, broken = GENESIS, 0, 0, None
+    async for rows in store.iter_chain(node):
+        for row in rows:
+            if row["hash"] is None and count == 0:
+                before_chain += 1  # stored before this database had the chain (schema version < 5)
+                continue
+            broken = Break(row["id"], "a hit without a hash inside the chain") if row["hash"] is None else check_link(prev, row)
+            if broken:
+                break
+            prev, count = row["hash"], count + 1
+            if count in checkpoints:
+                seen_at[count] = (prev, row["id"])
+        if broken:
+            break
+    results = []
+    for position, cp in sorted(checkpoints.items()):
+        problem = None
+        if broken is None and position > count:
+            problem = "the chain ends before this checkpoint: hits were deleted from its end"
+        elif position in seen_at and seen_at[position] != (cp["head"], cp["last_id"]):
+            problem = "the chain at this position differs from the checkpoint"
+        if cp["signature"] is None:
+            signature = "unsigned"
+        elif not signature_valid(cp["public_key"], checkpoint_message(node, cp["count"], cp["last_id"], cp["head"], cp["at"]),
+                                 cp["signature"]):
+            signature = "invalid"
+        elif trusted_key is not None and cp["public_key"] != trusted_key:
+            signature = "signed by another key"
+        else:
+            signature = "valid"
+        results.append({"id": cp["id"], "at": cp["at"], "count": cp["count"], "head": cp["head"],
+                        "problem": problem, "signature": signature})
+    ok = broken is None and all(r["problem"] is None and r["signature"] in ("valid", "unsigned") for r in results)
+    return {"node": node, "ok": ok, "hits": count, "head": prev, "hits_before_chain": before_chain,
+            "first_break": None if broken is None else {"id": broken.id, "reason": broken.reason},
+            "checkpoints": results}
