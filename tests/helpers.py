@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import closing
 import os
 import re
 import signal
@@ -164,7 +165,7 @@ class Server:
     def rows(self, where: str = "1", params: tuple = ()) -> list[dict]:
         if not self.db_path.exists():
             return []
-        with sqlite3.connect(self.db_path, timeout=10) as db:
+        with closing(sqlite3.connect(self.db_path, timeout=10)) as db:
             db.row_factory = sqlite3.Row
             return [dict(r) for r in db.execute(f"SELECT * FROM hits WHERE {where} ORDER BY id", params)]
 

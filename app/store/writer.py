@@ -123,7 +123,10 @@ class HitWriter:
                 self._unchecked[row[NODE]] = self._unchecked.get(row[NODE], 0) + 1
             self.heads.update(heads)
         if any(n >= self.checkpoint_every_hits for n in self._unchecked.values()):
-            await self.checkpoint()
+            try:
+                await self.checkpoint()
+            except Exception as error:  # the hits are stored; the next checkpoint will cover them
+                log.warning("checkpoint failed: %s", error)
         return len(rows)
 
     async def checkpoint(self, force: bool = False) -> None:
