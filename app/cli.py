@@ -82,6 +82,10 @@ FILTER_OPTIONS = {
     "ua": (Optional[str], "User-Agent contains this."),
     "status": (Optional[int], "Response status."),
     "node": (Optional[str], "Node id."),
+    "account": (Optional[str], "Xtream username or Stalker MAC."),
+    "client_kind": (Optional[str], "browser, xtream_api, playlist, epg, stream, stalker, enigma2 or other."),
+    "asn": (Optional[int], "Client's autonomous system number."),
+    "country": (Optional[str], "Client's country (ISO 3166 alpha-2)."),
 }
 
 

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     video_dir: Path = Path("data/video")
     prerender_videos: bool = True  # at start, in the background, for each domain's default language
 
+    # MaxMind-format databases (.mmdb): City or Country, and ASN. Unset or unreadable: fields stay empty.
+    geoip_city_db: Path | None = None
+    geoip_asn_db: Path | None = None
+
     # Tamper evidence: a checkpoint of each node's chain head every N hits or S seconds, signed
     # with this Ed25519 private key (PEM; make one with `seized evidence keygen`) when given.
     checkpoint_every_hits: int = 10_000

@@ -4,7 +4,8 @@
 
 prev_hash and hash are lower-case hex; the first hit of a node has prev_hash = 64 zeros. The
 canonical JSON of a record is the object of every stored column except id, prev_hash and hash,
-with keys sorted, UTF-8, no whitespace, no ASCII escaping (README: "Verifying the chain").
+leaving out null values, with keys sorted, UTF-8, no whitespace, no ASCII escaping (README:
+"Verifying the chain").
 Checkpoints record a node's chain head and length from time to time, signed with Ed25519 when a
 signing key is configured, so a published checkpoint later proves nothing before it changed."""
 
@@ -23,7 +24,9 @@ NODE = COLUMNS.index("node")
 
 
 def canonical(record: dict) -> bytes:
-    return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Null fields are left out: a column added later (null in older hits) leaves their hashes as they were."""
+    present = {key: value for key, value in record.items() if value is not None}
+    return json.dumps(present, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def link(prev_hash: str, record: dict) -> str:

@@ -14,8 +14,10 @@ from pydantic import BaseModel, Field, field_validator
 from .clients import CLIENT_KINDS
 from .record import ip_key
 
-GROUPS = ("domain", "hour", "day", "client_ip", "account", "client_kind")
+GROUPS = ("domain", "hour", "day", "client_ip", "account", "client_kind", "asn", "country")
 GROUP_SQL = {
+    "asn": "asn",
+    "country": "country",
     "account": "account",
     "client_kind": "client_kind",
     "domain": "domain",
@@ -27,7 +29,7 @@ GROUP_SQL = {
 RECORD_FIELDS = (
     "id", "uid", "received_at", "node", "host", "domain", "scheme", "method", "path", "query", "http_version",
     "client_ip", "client_port", "peer_ip", "peer_port", "server_port", "headers", "user_agent", "body_size",
-    "body_sha256", "status", "duration_ms", "error", "client_kind", "account", "device", "password_hmac",
+    "body_sha256", "status", "duration_ms", "error", "client_kind", "account", "device", "password_hmac", "country", "city", "asn", "as_org",
 )
 MAX_PAGE = 1000
 
@@ -55,6 +57,8 @@ class HitFilter(BaseModel):
     node: str | None = Field(None, description="node id, exact")
     account: str | None = Field(None, description="Xtream username or Stalker MAC, exact")
     client_kind: Literal[CLIENT_KINDS] | None = Field(None, description="kind of client")  # type: ignore[valid-type]
+    asn: int | None = Field(None, ge=0, le=4_294_967_295, description="client's autonomous system number")
+    country: str | None = Field(None, min_length=2, max_length=2, description="client's country, ISO 3166 alpha-2")
 
     @field_validator("ip")
     @classmethod
@@ -124,6 +128,10 @@ class HitFilter(BaseModel):
             add("account = ?", self.account)
         if self.client_kind is not None:
             add("client_kind = ?", self.client_kind)
+        if self.asn is not None:
+            add("asn = ?", self.asn)
+        if self.country is not None:
+            add("country = ?", self.country.upper())
         return " AND ".join(clauses) or "1", params
 
 

@@ -13,13 +13,14 @@ from functools import lru_cache
 
 from .capture import Hit
 from .clients import redact_path
+from .geo import NOWHERE, GeoLookup
 from .redact import REDACTED, redact_form, redact_header
 
 COLUMNS = (
     "uid", "received_at", "node", "host", "domain", "scheme", "method", "path", "query",
     "http_version", "client_ip", "client_port", "peer_ip", "peer_port", "server_port",
     "headers", "user_agent", "body_size", "body_sha256", "status", "duration_ms", "error", "client_ip_key",
-    "client_kind", "account", "device", "password_hmac",
+    "client_kind", "account", "device", "password_hmac", "country", "city", "asn", "as_org",
 )
 
 
@@ -64,8 +65,9 @@ def password_hmac(password: str | None, match_key: bytes | None) -> str | None:
     return hmac.new(match_key, password.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def to_row(hit: Hit, match_key: bytes | None = None) -> tuple:
+def to_row(hit: Hit, match_key: bytes | None = None, geo: GeoLookup | None = None) -> tuple:
     """The stored row, its values in COLUMNS order."""
+    place = geo.place(hit.client_ip) if geo is not None else NOWHERE
     headers = []
     for raw_name, raw_value in hit.headers:
         name = text_of(raw_name)
@@ -104,11 +106,17 @@ def to_row(hit: Hit, match_key: bytes | None = None) -> tuple:
         hit.account,
         json.dumps(hit.device, ensure_ascii=False, sort_keys=True) if hit.device else None,
         password_hmac(hit.password, match_key),
+        place.country,
+        place.city,
+        place.asn,
+        place.as_org,
     )
 
 
-def to_rows(hits: list[Hit], match_key: bytes | None = None) -> list[tuple]:
-    return [to_row(hit, match_key) for hit in hits]
+def to_rows(hits: list[Hit], match_key: bytes | None = None, geo: GeoLookup | None = None) -> list[tuple]:
+    if geo is not None:
+        geo.refresh()  # a database replaced on disk is used from this batch on
+    return [to_row(hit, match_key, geo) for hit in hits]
 
 
 def as_dict(row: tuple) -> dict:

@@ -18,6 +18,7 @@ from .capture import ClientResolver
 from .config import Settings, split_address
 from .domains import DomainTable, resolve_notice
 from .evidence import load_signing_key
+from .geo import GeoLookup
 from .notice.html import HtmlNotice
 from .notice.texts import load_languages
 from .notice.video import NoticeVideos
@@ -74,7 +75,8 @@ async def serve(settings: Settings) -> None:
                        settings.batch_interval_ms / 1000,
                        settings.match_key.get_secret_value().encode() if settings.match_key else None,
                        settings.checkpoint_every_hits, settings.checkpoint_every_s,
-                       load_signing_key(settings.signing_key_file) if settings.signing_key_file else None)
+                       load_signing_key(settings.signing_key_file) if settings.signing_key_file else None,
+                       GeoLookup(settings.geoip_city_db, settings.geoip_asn_db))
     await writer.start()
 
     public_app = PublicApp(
@@ -110,6 +112,7 @@ async def serve(settings: Settings) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop, signum)
+    loop.add_signal_handler(signal.SIGHUP, writer.geo.request_reload)  # reopen replaced GeoIP databases
 
     async def follow_domains() -> None:
         version = await store.domains_version()
@@ -143,7 +146,7 @@ async def serve(settings: Settings) -> None:
         await writer.close()
         await writer_store.close()
         await store.close()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
 
 

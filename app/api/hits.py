@@ -44,6 +44,10 @@ class HitRecord(BaseModel):
     account: str | None
     device: dict[str, str] | None
     password_hmac: str | None
+    country: str | None
+    city: str | None
+    asn: int | None
+    as_org: str | None
 
 
 class HitPage(BaseModel):
@@ -116,4 +120,5 @@ async def stats(request: Request, filters: Filters, group: Literal[GROUPS] = "do
     """Hit counts and distinct client IPs per group (hours and days in UTC)."""
     rows = await request.app.state.store.hit_stats(filters, group)
     request.state.audit_rows = len(rows)
-    return Stats(group=group, rows=[StatsRow(key=r["grp"], hits=r["hits"], distinct_ips=r["distinct_ips"]) for r in rows])
+    return Stats(group=group, rows=[StatsRow(key=None if r["grp"] is None else str(r["grp"]), hits=r["hits"], distinct_ips=r["distinct_ips"])
+                                     for r in rows])

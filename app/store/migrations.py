@@ -126,4 +126,13 @@ SQLITE = [
     CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints
     BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
     """,
+    # 6: where the client is: country and city, autonomous system and its organisation (geo.py).
+    """
+    ALTER TABLE hits ADD COLUMN country TEXT;
+    ALTER TABLE hits ADD COLUMN city TEXT;
+    ALTER TABLE hits ADD COLUMN asn INTEGER;
+    ALTER TABLE hits ADD COLUMN as_org TEXT;
+    CREATE INDEX hits_asn ON hits (asn, id);
+    CREATE INDEX hits_country ON hits (country, id);
+    """,
 ]

@@ -23,8 +23,9 @@ REPLAY_EVERY = 1.0  # seconds between attempts to empty the spool
 class HitWriter:
     def __init__(self, store, spool: Spool, queue_size: int = 10_000, batch_size: int = 500, batch_interval: float = 0.05,
                  match_key: bytes | None = None, checkpoint_every_hits: int = 10_000, checkpoint_every_s: float = 3600.0,
-                 signing_key=None):
+                 signing_key=None, geo=None):
         self.store = store
+        self.geo = geo
         self.match_key = match_key
         # The hash chain (evidence.py): each node's head and length, extended by every insert.
         self.heads: dict[str, str] = {}
@@ -150,7 +151,7 @@ class HitWriter:
                 self._last_checkpoint = time.monotonic()
 
     async def _commit(self, batch: list[Hit]) -> None:
-        rows = await self._run(to_rows, batch, self.match_key)
+        rows = await self._run(to_rows, batch, self.match_key, self.geo)
         try:
             await self._store(rows)
         except Exception as error:
@@ -183,7 +184,7 @@ class HitWriter:
         self._overflow_waiting.clear()
         while self.overflow:
             batch, self.overflow = self.overflow, []
-            await self._spool_rows(await self._run(to_rows, batch, self.match_key))
+            await self._spool_rows(await self._run(to_rows, batch, self.match_key, self.geo))
 
     async def _replay_loop(self) -> None:
         while True:
