@@ -27,7 +27,7 @@ hits_app = typer.Typer(help="Read, query and export the hit log.", no_args_is_he
 domains_app = typer.Typer(help="Manage the seized-domain list (stored in the database).", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage management-API tokens.", no_args_is_help=True)
 notice_app = typer.Typer(help="The notice's rendered forms.", no_args_is_help=True)
-evidence_app = typer.Typer(help="Tamper evidence: signing keys.", no_args_is_help=True)
+evidence_app = typer.Typer(help="Evidence: ISP packages and plans, checkpoint signing keys.", no_args_is_help=True)
 app.add_typer(hits_app, name="hits")
 app.add_typer(domains_app, name="domains")
 app.add_typer(tokens_app, name="tokens")
@@ -365,6 +365,42 @@ def verify_command(
     typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
     if not report["ok"]:
         raise typer.Exit(1)
+
+
+@evidence_app.command("package")
+@with_hit_filters
+def evidence_package(
+    filters: HitFilter,
+    out: Annotated[Path, typer.Option("--out", help="The ZIP to write.")],
+    config: ConfigOption = None,
+    db: DbOption = None,
+):
+    """One matching package for one ISP data request: hits.csv, manifest.json, README.txt."""
+    from .domains import load_table
+    from .notice.texts import load_languages
+    from .package import write_package
+
+    settings = _settings(config, db=db)
+    languages = load_languages()
+
+    async def build(store):
+        table = await load_table(store, settings.notice)
+        notice = table.match(filters.domain) if filters.domain else table.default
+        with open(out, "wb") as target:
+            return await write_package(store, filters, target, notice, languages.get(notice.language, languages["en"]))
+    manifest = _with_store(settings.db, build)
+    typer.echo(f"{out}: {manifest['rows']} hits, hits.csv sha256 {manifest['files']['hits.csv']}")
+
+
+@evidence_app.command("plan")
+@with_hit_filters
+def evidence_plan(filters: HitFilter, config: ConfigOption = None, db: DbOption = None):
+    """Which ISPs to ask: hits and distinct client IPs per autonomous system, busiest first."""
+    rows = _with_store(_settings(config, db=db).db, lambda store: store.asn_plan(filters))
+    typer.echo(f"{'asn':>10}  {'hits':>8}  {'ips':>6}  organisation")
+    for row in rows:
+        asn = "-" if row["asn"] is None else row["asn"]
+        typer.echo(f"{asn:>10}  {row['hits']:>8}  {row['distinct_ips']:>6}  {row['as_org'] or '(unknown)'}")
 
 
 @evidence_app.command("keygen")

@@ -61,3 +61,9 @@ class DomainTable:
 
     def __len__(self) -> int:
         return len(self._notices)
+
+
+async def load_table(store, defaults: NoticeSettings) -> DomainTable:
+    """The active domains in the database, with the [notice] defaults for unknown hosts."""
+    notices = {row["name"]: resolve_notice(row["name"], defaults, **row) for row in await store.list_domains() if row["active"]}
+    return DomainTable(notices, resolve_notice(None, defaults))

@@ -16,7 +16,7 @@ from .api import create_management_app
 from .assets import Assets
 from .capture import ClientResolver
 from .config import Settings, split_address
-from .domains import DomainTable, resolve_notice
+from .domains import DomainTable, load_table
 from .evidence import load_signing_key
 from .geo import GeoLookup
 from .notice.html import HtmlNotice
@@ -42,12 +42,7 @@ class _Listener(uvicorn.Server):
 
 
 async def build_domain_table(store, settings: Settings) -> DomainTable:
-    notices = {
-        row["name"]: resolve_notice(row["name"], settings.notice, **row)
-        for row in await store.list_domains()
-        if row["active"]
-    }
-    return DomainTable(notices, resolve_notice(None, settings.notice))
+    return await load_table(store, settings.notice)
 
 
 async def seed_domains(store, settings: Settings) -> None:

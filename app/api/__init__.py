@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from .. import __version__
 from . import audit, domains, evidence, health, hits, tokens
+from ..notice.texts import load_languages
 from .auth import FailureLimiter
 
 
@@ -19,6 +20,7 @@ def create_management_app(*, store, writer, settings) -> FastAPI:
     app.state.store = store
     app.state.writer = writer
     app.state.settings = settings
+    app.state.languages = load_languages()
     app.state.limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_s)
     for module in (health, hits, evidence, domains, tokens, audit):
         app.include_router(module.router)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+import tempfile
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from ..domains import load_table
 from ..evidence import load_signing_key, public_key_hex, verify
-from .auth import ERRORS, require
+from ..package import write_package
+from ..query import HitFilter
+from .auth import ERRORS, problem, require
 
 router = APIRouter(prefix="/api/v1/evidence", tags=["evidence"], responses=ERRORS,
                    dependencies=[Depends(require("investigator", "auditor"))])
@@ -65,3 +72,43 @@ async def verify_chain(request: Request, node: str | None = None) -> Report:
     report = await verify(request.app.state.store, node, trusted)
     request.state.audit_rows = sum(n["hits"] for n in report["nodes"])
     return Report(**report)
+
+
+class PlanRow(BaseModel):
+    asn: int | None
+    as_org: str | None
+    hits: int
+    distinct_ips: int
+
+
+@router.get("/plan", response_model=list[PlanRow], dependencies=[Depends(require("investigator"))],
+            responses={422: problem("invalid filter")})
+async def plan(request: Request, filters: Annotated[HitFilter, Query()]) -> list[PlanRow]:
+    """Which ISPs (autonomous systems) to ask: hits and distinct client IPs per ASN, busiest first."""
+    rows = await request.app.state.store.asn_plan(filters)
+    request.state.audit_rows = len(rows)
+    return [PlanRow(**row) for row in rows]
+
+
+@router.get("/package", dependencies=[Depends(require("investigator"))], responses={
+    422: problem("invalid filter"),
+    200: {"description": "a ZIP: hits.csv, manifest.json, README.txt", "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+})
+async def package(request: Request, filters: Annotated[HitFilter, Query()]) -> StreamingResponse:
+    """One matching package for one ISP data request (usually filtered by `asn`, `since`, `until`)."""
+    state = request.app.state
+    table = await load_table(state.store, state.settings.notice)
+    notice = table.match(filters.domain) if filters.domain else table.default
+    texts = state.languages[notice.language if notice.language in state.languages else "en"]
+    spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # large packages go to disk, not memory
+    manifest = await write_package(state.store, filters, spool, notice, texts)
+    request.state.audit_rows = manifest["rows"]
+    spool.seek(0)
+
+    def chunks():
+        with spool:
+            while data := spool.read(256 * 1024):
+                yield data
+
+    return StreamingResponse(chunks(), media_type="application/zip",
+                             headers={"Content-Disposition": 'attachment; filename="evidence-package.zip"'})

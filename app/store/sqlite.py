@@ -181,6 +181,25 @@ class SQLiteStore:
         probe = await self._all(f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM hits WHERE {sql} LIMIT {DENSE_RANGE + 1})", params)
         return "hits NOT INDEXED" if probe[0]["n"] > DENSE_RANGE else "hits"
 
+    async def iter_hits_by_time(self, where: HitFilter, chunk: int = 2000):
+        """All matching hits in time order (received_at, then id), `chunk` at a time."""
+        sql, params = where.where()
+        last = ("", 0)
+        while True:
+            rows = await self._all(f"SELECT * FROM hits WHERE ({sql}) AND (received_at, id) > (?, ?) "
+                                   f"ORDER BY received_at, id LIMIT ?", [*params, *last, chunk])
+            if not rows:
+                return
+            yield rows
+            last = (rows[-1]["received_at"], rows[-1]["id"])
+
+    async def asn_plan(self, where: HitFilter) -> list[dict]:
+        """Per autonomous system (ISP): hits and distinct client IPs, busiest first."""
+        sql, params = where.where()
+        return await self._all(
+            f"SELECT asn, MAX(as_org) AS as_org, COUNT(*) AS hits, COUNT(DISTINCT client_ip) AS distinct_ips "
+            f"FROM hits WHERE {sql} GROUP BY asn ORDER BY hits DESC, asn", params)
+
     async def get_hit(self, hit_id: int) -> dict | None:
         rows = await self._all("SELECT * FROM hits WHERE id = ?", [hit_id])
         return rows[0] if rows else None

@@ -1,0 +1,77 @@
+"""Matching packages for ISPs: one ZIP per data request, holding the connections (IP, source
+port, UTC time to the millisecond), a manifest that fixes them (hashes, filters, chain heads and
+checkpoints), and a README in the case's language. Also the plan that says which ISPs to ask."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import io
+import json
+import zipfile
+from datetime import datetime, timezone
+
+from . import __version__
+from .query import HitFilter
+
+PACKAGE_COLUMNS = ("client_ip", "client_port", "timestamp_utc", "domain", "method", "path", "user_agent")
+CLOCK_NOTE = ("Timestamps are taken from the receiving server's system clock, in UTC, when the request head "
+              "was complete; keep that clock synchronised by NTP (the operator's responsibility).")
+
+
+def _csv_lines(rows) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+async def write_package(store, filters: HitFilter, target, notice, texts: dict[str, str]) -> dict:
+    """Write the ZIP to `target` (a binary file object); return its manifest. Blocking work
+    (compression) runs in a worker thread, so a server keeps answering meanwhile."""
+    archive = zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED)
+    digest, count, covered = hashlib.sha256(), 0, {}
+    csv_file = archive.open("hits.csv", "w", force_zip64=True)
+
+    def write(data: bytes) -> None:
+        digest.update(data)
+        csv_file.write(data)
+
+    await asyncio.to_thread(write, _csv_lines([PACKAGE_COLUMNS]))
+    async for rows in store.iter_hits_by_time(filters):
+        count += len(rows)
+        for row in rows:
+            covered[row["node"]] = max(covered.get(row["node"], 0), row["id"])
+        lines = [(r["client_ip"], r["client_port"], r["received_at"][:23] + "Z", r["domain"] or "", r["method"],
+                  r["path"], r["user_agent"] or "") for r in rows]
+        await asyncio.to_thread(write, _csv_lines(lines))
+    await asyncio.to_thread(csv_file.close)
+
+    heads = {row["node"]: row for row in await store.chain_heads()}
+    chains = []
+    for node, last_id in sorted(covered.items()):
+        # The first checkpoint taken after the last row of this node covers all of them.
+        checkpoint = next((cp for cp in await store.checkpoints(node) if cp["last_id"] >= last_id), None)
+        chains.append({"node": node, "last_row_id": last_id, "chain_head_now": heads[node],
+                       "covering_checkpoint": checkpoint})
+    readme = texts["package_readme"].format(case_ref=notice.case_ref or "-", agency=notice.agency,
+                                            legal_basis=notice.legal_basis or "-").lstrip().encode("utf-8")
+    manifest = {
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "tool": f"seized {__version__}",
+        "filters": filters.active(),
+        "rows": count,
+        "files": {"hits.csv": digest.hexdigest(), "README.txt": hashlib.sha256(readme).hexdigest()},
+        "columns": list(PACKAGE_COLUMNS),
+        "chains": chains,
+        "clock": CLOCK_NOTE,
+    }
+
+    def finish() -> None:
+        archive.writestr("README.txt", readme)
+        archive.writestr("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False))
+        archive.close()
+
+    await asyncio.to_thread(finish)
+    return manifest
