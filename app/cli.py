@@ -27,12 +27,14 @@ hits_app = typer.Typer(help="Read, query and export the hit log.", no_args_is_he
 domains_app = typer.Typer(help="Manage the seized-domain list (stored in the database).", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage management-API tokens.", no_args_is_help=True)
 notice_app = typer.Typer(help="The notice's rendered forms.", no_args_is_help=True)
+subjects_app = typer.Typer(help="Subscriber records of a seized panel, to match hits against.", no_args_is_help=True)
 evidence_app = typer.Typer(help="Evidence: ISP packages and plans, checkpoint signing keys.", no_args_is_help=True)
 app.add_typer(hits_app, name="hits")
 app.add_typer(domains_app, name="domains")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(notice_app, name="notice")
 app.add_typer(evidence_app, name="evidence")
+app.add_typer(subjects_app, name="subjects")
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file.")]
 DbOption = Annotated[Optional[str], typer.Option("--db", help="Database URL, e.g. sqlite:///data/seized.db.")]
@@ -401,6 +403,47 @@ def evidence_plan(filters: HitFilter, config: ConfigOption = None, db: DbOption 
     for row in rows:
         asn = "-" if row["asn"] is None else row["asn"]
         typer.echo(f"{asn:>10}  {row['hits']:>8}  {row['distinct_ips']:>6}  {row['as_org'] or '(unknown)'}")
+
+
+@subjects_app.command("import")
+def subjects_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV with an 'account' column.")],
+    case: Annotated[str, typer.Option("--case", help="Case reference the records belong to.")],
+    config: ConfigOption = None,
+    db: DbOption = None,
+):
+    """Load a seized panel's subscriber records; the other columns are kept as attributes. Idempotent."""
+    from .subjects import parse_subjects_csv
+
+    try:
+        records = parse_subjects_csv(file.read_text("utf-8-sig"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise typer.BadParameter(str(error)) from error
+    added, changed = _with_store(_settings(config, db=db).db, lambda store: store.import_subjects(case, records))
+    typer.echo(f"{len(records)} records for case {case}: {added} added, {changed} changed, {len(records) - added - changed} unchanged")
+
+
+@subjects_app.command("list")
+def subjects_list(case: Annotated[Optional[str], typer.Option("--case")] = None, config: ConfigOption = None, db: DbOption = None):
+    """Imported records with their hit counts."""
+    for row in _with_store(_settings(config, db=db).db, lambda store: store.subjects(case)):
+        typer.echo(f"{row['case_ref']}  {row['account']:24} {row['hits']:>6} hits  {row['attributes']}")
+
+
+@evidence_app.command("subjects-report")
+def evidence_subjects_report(
+    case: Annotated[str, typer.Option("--case")],
+    out: Annotated[Path, typer.Option("--out", help="The JSON report to write.")],
+    config: ConfigOption = None,
+    db: DbOption = None,
+):
+    """For each imported account of a case: hits, (IP, port, UTC time) tuples, ISPs, first and last
+    seen; and the hits whose account matches no imported record."""
+    from .subjects import subjects_report
+
+    report = _with_store(_settings(config, db=db).db, lambda store: subjects_report(store, case))
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False), "utf-8")
+    typer.echo(f"{out}: {len(report['subjects'])} subjects, {len(report['unmatched_accounts'])} unmatched accounts")
 
 
 @evidence_app.command("keygen")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from .. import __version__
-from . import audit, domains, evidence, health, hits, tokens
+from . import audit, domains, evidence, health, hits, subjects, tokens
 from ..notice.texts import load_languages
 from .auth import FailureLimiter
 
@@ -22,7 +22,7 @@ def create_management_app(*, store, writer, settings) -> FastAPI:
     app.state.settings = settings
     app.state.languages = load_languages()
     app.state.limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_s)
-    for module in (health, hits, evidence, domains, tokens, audit):
+    for module in (health, hits, evidence, subjects, domains, tokens, audit):
         app.include_router(module.router)
     app.add_middleware(audit.AuditMiddleware, store=store)
     return app

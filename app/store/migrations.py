@@ -135,4 +135,15 @@ SQLITE = [
     CREATE INDEX hits_asn ON hits (asn, id);
     CREATE INDEX hits_country ON hits (country, id);
     """,
+    # 7: the seized panel's own subscriber records, imported per case, that hits are matched to.
+    """
+    CREATE TABLE subjects (
+        case_ref TEXT NOT NULL,
+        account TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        imported_at TEXT NOT NULL,
+        PRIMARY KEY (case_ref, account)
+    );
+    CREATE INDEX subjects_account ON subjects (account);
+    """,
 ]

@@ -325,3 +325,43 @@ class SQLiteStore:
                 params.append(value)
         where = " AND ".join(clauses) or "1"
         return await self._all(f"SELECT * FROM audit WHERE {where} ORDER BY id DESC LIMIT ?", [*params, limit])
+
+    # -- subjects (seized subscriber records) ------------------------------------------------
+
+    async def import_subjects(self, case_ref: str, records: list[tuple[str, str]]) -> tuple[int, int]:
+        """(account, attributes JSON) pairs for a case; re-importing the same file changes nothing.
+        Returns (added, changed)."""
+        before = {row["account"]: row["attributes"] for row in
+                  await self._all("SELECT account, attributes FROM subjects WHERE case_ref = ?", [case_ref])}
+        stamp = now_iso()
+        fresh = [(case_ref, account, attributes, stamp) for account, attributes in records if before.get(account) != attributes]
+        await self.db.executemany(
+            "INSERT INTO subjects VALUES (?, ?, ?, ?) ON CONFLICT(case_ref, account) "
+            "DO UPDATE SET attributes = excluded.attributes, imported_at = excluded.imported_at", fresh)
+        await self.db.commit()
+        added = sum(1 for _, account, _, _ in fresh if account not in before)
+        return added, len(fresh) - added
+
+    async def subjects(self, case_ref: str | None = None) -> list[dict]:
+        where, params = ("WHERE s.case_ref = ?", [case_ref]) if case_ref else ("", [])
+        return await self._all(
+            "SELECT s.case_ref, s.account, s.attributes, s.imported_at, COUNT(h.id) AS hits, "
+            "MIN(h.received_at) AS first_seen, MAX(h.received_at) AS last_seen "
+            f"FROM subjects s LEFT JOIN hits h ON h.account = s.account {where} "
+            "GROUP BY s.case_ref, s.account ORDER BY s.case_ref, s.account", params)
+
+    async def account_summary(self, account: str, tuple_limit: int) -> dict:
+        totals = (await self._all("SELECT COUNT(*) AS hits, MIN(received_at) AS first_seen, MAX(received_at) AS last_seen, "
+                                  "COUNT(DISTINCT client_ip) AS distinct_ips FROM hits WHERE account = ?", [account]))[0]
+        tuples = await self._all("SELECT DISTINCT client_ip, client_port, received_at FROM hits WHERE account = ? "
+                                 "ORDER BY received_at LIMIT ?", [account, tuple_limit])
+        isps = await self._all("SELECT asn, MAX(as_org) AS as_org, COUNT(*) AS hits FROM hits WHERE account = ? "
+                               "GROUP BY asn ORDER BY hits DESC", [account])
+        return {**totals, "tuples": tuples, "isps": isps}
+
+    async def unmatched_accounts(self, case_ref: str) -> list[dict]:
+        """Accounts seen in hits that no imported record of the case names."""
+        return await self._all(
+            "SELECT account, COUNT(*) AS hits, COUNT(DISTINCT client_ip) AS distinct_ips, MIN(received_at) AS first_seen, "
+            "MAX(received_at) AS last_seen FROM hits WHERE account IS NOT NULL AND account NOT IN "
+            "(SELECT account FROM subjects WHERE case_ref = ?) GROUP BY account ORDER BY hits DESC", [case_ref])
