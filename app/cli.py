@@ -351,6 +351,27 @@ def notice_render(
             typer.echo(f"{notice.domain or '(unknown hosts)'} [{lang}]: {folder}")
 
 
+@app.command("purge")
+def purge_command(
+    config: ConfigOption = None,
+    db: DbOption = None,
+    days: Annotated[Optional[int], typer.Option(min=1, help="Keep this many days (default: retention_days from the config).")] = None,
+):
+    """Delete hits older than the retention period, recording each cut so `seized verify` still passes."""
+    from .retention import purge_expired
+
+    settings = _settings(config, db=db)
+    days = days or settings.retention_days
+    if not days:
+        raise typer.BadParameter("no retention period: set retention_days in the config or pass --days")
+    records = _with_store(settings.db, lambda store: purge_expired(store, days))
+    for record in records:
+        typer.echo(f"node {record['node']}: purged {record['hits']} hits (ids {record['first_id']}-{record['last_id']}) "
+                   f"received before {record['cutoff']}")
+    if not records:
+        typer.echo("nothing to purge")
+
+
 @app.command("verify")
 def verify_command(
     config: ConfigOption = None,

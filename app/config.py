@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     geoip_city_db: Path | None = None
     geoip_asn_db: Path | None = None
 
+    # Hits older than this many days are purged (daily, and by `seized purge`); unset: kept for ever.
+    retention_days: Annotated[int, Field(ge=1)] | None = None
+
     # Tamper evidence: a checkpoint of each node's chain head every N hits or S seconds, signed
     # with this Ed25519 private key (PEM; make one with `seized evidence keygen`) when given.
     checkpoint_every_hits: int = 10_000

@@ -125,10 +125,14 @@ async def verify(store, node: str | None = None, trusted_key: str | None = None)
 async def _verify_node(store, node: str, trusted_key: str | None) -> dict:
     checkpoints = {cp["count"]: cp for cp in await store.checkpoints(node)}
     seen_at: dict[int, tuple[str, int]] = {}  # chain position -> (hash, id), for the checkpoints
-    prev, count, before_chain, broken = GENESIS, 0, 0, None
+    purges = await store.purges(node)
+    # After a purge the chain goes on from the cut: the recorded head, and the positions already purged.
+    prev = purges[-1]["head_at_cut"] if purges else GENESIS
+    count = purged = sum(p["chained"] for p in purges)
+    before_chain, broken = 0, None
     async for rows in store.iter_chain(node):
         for row in rows:
-            if row["hash"] is None and count == 0:
+            if row["hash"] is None and count == purged:
                 before_chain += 1  # stored before this database had the chain (schema version < 5)
                 continue
             broken = Break(row["id"], "a hit without a hash inside the chain") if row["hash"] is None else check_link(prev, row)
@@ -142,7 +146,9 @@ async def _verify_node(store, node: str, trusted_key: str | None) -> dict:
     results = []
     for position, cp in sorted(checkpoints.items()):
         problem = None
-        if broken is None and position > count:
+        if position <= purged:
+            problem = None  # it covers hits since purged under the retention policy: its signature still counts
+        elif broken is None and position > count:
             problem = "the chain ends before this checkpoint: hits were deleted from its end"
         elif position in seen_at and seen_at[position] != (cp["head"], cp["last_id"]):
             problem = "the chain at this position differs from the checkpoint"
@@ -158,6 +164,7 @@ async def _verify_node(store, node: str, trusted_key: str | None) -> dict:
         results.append({"id": cp["id"], "at": cp["at"], "count": cp["count"], "head": cp["head"],
                         "problem": problem, "signature": signature})
     ok = broken is None and all(r["problem"] is None and r["signature"] in ("valid", "unsigned") for r in results)
-    return {"node": node, "ok": ok, "hits": count, "head": prev, "hits_before_chain": before_chain,
+    return {"node": node, "ok": ok, "hits": count - purged, "head": prev, "hits_before_chain": before_chain,
             "first_break": None if broken is None else {"id": broken.id, "reason": broken.reason},
-            "checkpoints": results}
+            "checkpoints": results,
+            "purged": [{k: p[k] for k in ("at", "cutoff", "first_id", "last_id", "hits", "head_at_cut")} for p in purges]}

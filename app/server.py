@@ -19,6 +19,7 @@ from .config import Settings, split_address
 from .domains import DomainTable, load_table
 from .evidence import load_signing_key
 from .geo import GeoLookup
+from .retention import purge_daily
 from .notice.html import HtmlNotice
 from .notice.texts import load_languages
 from .notice.video import NoticeVideos
@@ -132,11 +133,13 @@ async def serve(settings: Settings) -> None:
                 log.warning("could not pre-render the notice video for %s: %s", notice.domain, error)
 
     follower = asyncio.create_task(follow_domains())
+    retention = asyncio.create_task(purge_daily(store, settings.retention_days) if settings.retention_days else asyncio.sleep(0))
     prerender = asyncio.create_task(prerender_videos() if settings.prerender_videos else asyncio.sleep(0))
     try:
         await asyncio.gather(*(listener.serve() for listener in listeners))
     finally:
         follower.cancel()
+        retention.cancel()
         prerender.cancel()
         await writer.close()
         await writer_store.close()

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -45,10 +46,20 @@ class Response:
         return self.body.decode("utf-8")
 
 
+# Local port -> when its latest request was sent, in the stored form. Ports are reused over a
+# session, so a hit is found by its port *and* by having been received after that.
+SENT: dict[int, str] = {}
+
+
+def utc_stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def raw_request(port: int, data: bytes, timeout: float = 10.0) -> Response:
     """Send bytes as they are (no client-side validation) and read the response until close."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
         local_port = conn.getsockname()[1]
+        SENT[local_port] = utc_stamp()
         conn.sendall(data)
         chunks = []
         while chunk := conn.recv(65536):
@@ -178,8 +189,9 @@ class Server:
                 return rows
             time.sleep(0.05)
 
-    def row_for_port(self, local_port: int) -> dict:
-        rows = self.wait_rows("client_port = ?", (local_port,))
+    def row_for_port(self, local_port: int, by: str = "client_port") -> dict:
+        """The one hit of the latest request sent from `local_port` (see raw_request)."""
+        rows = self.wait_rows(f"{by} = ? AND received_at >= ?", (local_port, SENT[local_port]))
         assert len(rows) == 1, f"expected one hit from port {local_port}, found {len(rows)}"
         return rows[0]
 
@@ -193,7 +205,7 @@ def kill_group(process: subprocess.Popen) -> None:
         os.kill(process.pid, signal.SIGKILL)
 
 
-def seed_hits(db_path, count: int, node: str = "seed") -> None:
+def seed_hits(db_path, count: int, node: str = "seed", start_ns: int | None = None) -> None:
     """`count` real rows, made by the same code the writer uses, written straight into a server's
     SQLite file: client IPs spread over 10.0.0.0/8, ports over 1024-61023, one per millisecond."""
     from app.capture import Hit
@@ -201,7 +213,7 @@ def seed_hits(db_path, count: int, node: str = "seed") -> None:
     from app.record import to_row
     from app.store.sqlite import INSERT_HIT
 
-    start = time.time_ns() - count * 1_000_000
+    start = time.time_ns() - count * 1_000_000 if start_ns is None else start_ns
     agent = b"Mozilla/5.0 (Linux; Android 11; MAG-Box) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120 " * 3
     with sqlite3.connect(db_path, timeout=30) as db:
         head = db.execute("SELECT hash FROM hits WHERE node = ? AND hash IS NOT NULL ORDER BY id DESC LIMIT 1", (node,)).fetchone()

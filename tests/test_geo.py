@@ -36,9 +36,7 @@ ASN = {"203.0.113.0/24": (64500, "Example Telecom"), "2001:db8::/32": (64501, "E
 
 def hit_from(server, ip, path):
     response = request(server.public_port, "GET", path, headers=[("X-Forwarded-For", ip)])
-    rows = server.wait_rows("peer_port = ?", (response.local_port,))
-    assert len(rows) == 1
-    return rows[0]
+    return server.row_for_port(response.local_port, by="peer_port")
 
 
 @pytest.fixture

@@ -13,9 +13,7 @@ JUNK = bytes(range(0x21, 0x7f)) * 90  # ~8.5 KB of printable junk, quotes and an
 def send(server, data: bytes):
     response = raw_request(server.public_port, data)
     assert response.status not in (0, 500), response
-    rows = server.wait_rows("peer_port = ?", (response.local_port,))
-    assert len(rows) == 1, "the hit was not logged"
-    return response, rows[0]
+    return response, server.row_for_port(response.local_port, by="peer_port")
 
 
 def assert_no_raw_markup(page: str):

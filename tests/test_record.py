@@ -143,9 +143,7 @@ def test_spoofed_forwarding_headers_from_an_untrusted_peer_are_ignored(server):
 ])
 def test_trusted_proxy_headers_give_the_client(proxied_server, headers, client_ip, client_port):
     response = proxied_server.request(headers=headers)
-    rows = proxied_server.wait_rows("peer_port = ?", (response.local_port,))
-    assert len(rows) == 1
-    row = rows[0]
+    row = proxied_server.row_for_port(response.local_port, by="peer_port")
     expected_port = response.local_port if client_port == "peer" else client_port
     assert (row["client_ip"], row["client_port"]) == (client_ip, expected_port)
     assert (row["peer_ip"], row["peer_port"]) == ("127.0.0.1", response.local_port)
@@ -154,7 +152,7 @@ def test_trusted_proxy_headers_give_the_client(proxied_server, headers, client_i
 
 def test_forwarded_proto_sets_the_scheme(proxied_server):
     response = proxied_server.request(headers=[("Forwarded", "for=203.0.113.8;proto=https")])
-    row = proxied_server.wait_rows("peer_port = ?", (response.local_port,))[0]
+    row = proxied_server.row_for_port(response.local_port, by="peer_port")
     assert row["scheme"] == "https"
 
 

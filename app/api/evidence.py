@@ -40,6 +40,15 @@ class Break(BaseModel):
     reason: str
 
 
+class Purge(BaseModel):
+    at: str
+    cutoff: str
+    first_id: int
+    last_id: int
+    hits: int
+    head_at_cut: str
+
+
 class NodeReport(BaseModel):
     node: str
     ok: bool
@@ -48,6 +57,7 @@ class NodeReport(BaseModel):
     hits_before_chain: int
     first_break: Break | None
     checkpoints: list[CheckpointResult]
+    purged: list[Purge]
 
 
 class Report(BaseModel):

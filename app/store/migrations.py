@@ -146,4 +146,23 @@ SQLITE = [
     );
     CREATE INDEX subjects_account ON subjects (account);
     """,
+    # 8: retention. A purge deletes the oldest stretch of a node's chain and records where it cut,
+    # so what remains still verifies from that point.
+    """
+    CREATE TABLE purges (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        node TEXT NOT NULL,
+        at TEXT NOT NULL,
+        cutoff TEXT NOT NULL,
+        first_id INTEGER NOT NULL,
+        last_id INTEGER NOT NULL,
+        hits INTEGER NOT NULL,
+        chained INTEGER NOT NULL,
+        head_at_cut TEXT NOT NULL
+    );
+    CREATE TRIGGER purges_no_update BEFORE UPDATE ON purges
+    BEGIN SELECT RAISE(ABORT, 'purge records are append-only'); END;
+    CREATE TRIGGER purges_no_delete BEFORE DELETE ON purges
+    BEGIN SELECT RAISE(ABORT, 'purge records are append-only'); END;
+    """,
 ]

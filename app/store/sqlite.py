@@ -87,10 +87,44 @@ class SQLiteStore:
         return found
 
     async def chain_head(self, node: str) -> tuple[str, int]:
-        """(head hash, number of chained hits) of a node's chain; GENESIS and 0 for a new node."""
+        """(head hash, length) of a node's chain, purged stretches counted; GENESIS and 0 for a new node."""
         rows = await self._all("SELECT hash FROM hits WHERE node = ? AND hash IS NOT NULL ORDER BY id DESC LIMIT 1", [node])
-        count = await self._all("SELECT COUNT(*) AS n FROM hits WHERE node = ? AND hash IS NOT NULL", [node])
-        return (rows[0]["hash"] if rows else GENESIS), count[0]["n"]
+        count = (await self._all("SELECT COUNT(*) AS n FROM hits WHERE node = ? AND hash IS NOT NULL", [node]))[0]["n"]
+        purges = await self.purges(node)
+        purged = sum(p["chained"] for p in purges)
+        if rows:
+            return rows[0]["hash"], count + purged
+        return (purges[-1]["head_at_cut"] if purges else GENESIS), purged
+
+    async def purges(self, node: str | None = None) -> list[dict]:
+        where, params = ("WHERE node = ?", [node]) if node else ("", [])
+        return await self._all(f"SELECT * FROM purges {where} ORDER BY id", params)
+
+    async def purge(self, node: str, cutoff: str) -> dict | None:
+        """Delete the node's oldest hits received before `cutoff`, as one stretch from the start of
+        its chain (up to its first hit that is not older), and record the cut. None if nothing to do."""
+        first_new = (await self._all("SELECT MIN(id) AS id FROM hits WHERE node = ? AND received_at >= ?", [node, cutoff]))[0]["id"]
+        bound = first_new if first_new is not None else (await self.last_id_of(node)) + 1
+        stretch = (await self._all(
+            "SELECT MIN(id) AS first_id, MAX(id) AS last_id, COUNT(*) AS hits, COUNT(hash) AS chained FROM hits "
+            "WHERE node = ? AND id < ?", [node, bound]))[0]
+        if not stretch["hits"]:
+            return None
+        last = await self._all("SELECT hash FROM hits WHERE node = ? AND id < ? AND hash IS NOT NULL ORDER BY id DESC LIMIT 1",
+                               [node, bound])
+        earlier = await self.purges(node)
+        head_at_cut = last[0]["hash"] if last else (earlier[-1]["head_at_cut"] if earlier else GENESIS)
+        record = {"node": node, "at": now_iso(), "cutoff": cutoff, "first_id": stretch["first_id"],
+                  "last_id": stretch["last_id"], "hits": stretch["hits"], "chained": stretch["chained"], "head_at_cut": head_at_cut}
+        try:
+            await self.db.execute("DELETE FROM hits WHERE node = ? AND id < ?", [node, bound])
+            await self.db.execute(f"INSERT INTO purges ({', '.join(record)}) VALUES ({', '.join('?' * len(record))})",
+                                  list(record.values()))
+            await self.db.commit()
+        except BaseException:
+            await self.db.rollback()
+            raise
+        return record
 
     async def chain_heads(self) -> list[dict]:
         return await self._all(
