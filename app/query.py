@@ -29,7 +29,7 @@ GROUP_SQL = {
 RECORD_FIELDS = (
     "id", "uid", "received_at", "node", "host", "domain", "scheme", "method", "path", "query", "http_version",
     "client_ip", "client_port", "peer_ip", "peer_port", "server_port", "headers", "user_agent", "body_size",
-    "body_sha256", "status", "duration_ms", "error", "client_kind", "account", "device", "password_hmac", "country", "city", "asn", "as_org",
+    "body_sha256", "status", "duration_ms", "error", "client_kind", "account", "device", "password_hmac", "country", "city", "asn", "as_org", "prev_hash", "hash",
 )
 MAX_PAGE = 1000
 

@@ -48,6 +48,8 @@ class HitRecord(BaseModel):
     city: str | None
     asn: int | None
     as_org: str | None
+    prev_hash: str | None
+    hash: str | None
 
 
 class HitPage(BaseModel):
