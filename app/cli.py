@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import getpass
 import inspect
 import json
 import sys
@@ -69,6 +70,17 @@ def _with_store(db_url: str, work):
         finally:
             await store.close()
     return asyncio.run(run())
+
+
+def _read(db_url: str, work, command: str, filters: dict, count=len):
+    """A read of the evidence from the command line, written to the audit log like an API read."""
+    async def run(store):
+        result = await work(store)
+        await store.add_audit(token_name=f"cli:{getpass.getuser()}", role="cli", client_ip=None, method="CLI",
+                              endpoint=command, filters=json.dumps(filters, ensure_ascii=False, default=str),
+                              rows=count(result), status=200)
+        return result
+    return _with_store(db_url, run)
 
 
 # Each hit filter is a command-line option of `hits query` and `hits export` (same names as the API's).
@@ -159,7 +171,7 @@ def hits_list(
     format: Annotated[Format, typer.Option("--format", "-f", help="table or ndjson.")] = Format.table,
 ):
     """Print the latest hits, newest first."""
-    rows = _with_store(_settings(config, db=db).db, lambda store: store.latest_hits(limit))
+    rows = _read(_settings(config, db=db).db, lambda store: store.latest_hits(limit), "seized hits list", {"limit": limit})
     items = [record(row) for row in rows]
     if format is Format.table:
         _print_table(items)
@@ -195,7 +207,8 @@ def hits_query(
                 if not cursor:
                     break
     else:
-        rows = _with_store(_settings(config, db=db).db, lambda store: store.query_hits(filters, None, limit))
+        rows = _read(_settings(config, db=db).db, lambda store: store.query_hits(filters, None, limit), "seized hits query",
+                     {**filters.active(), "limit": limit})
         items = [record(row) for row in rows]
     if format is Format.table:
         _print_table(items)
@@ -227,11 +240,13 @@ def hits_export(
                     target.write(text)
         else:
             async def export(store):
-                exporter = Exporter(format.value)
+                exporter, count = Exporter(format.value), 0
                 target.write(exporter.start())
                 async for rows in store.iter_hits(filters):
                     target.write(exporter.rows(rows))
-            _with_store(_settings(config, db=db).db, export)
+                    count += len(rows)
+                return count
+            _read(_settings(config, db=db).db, export, "seized hits export", filters.active(), count=lambda n: n)
     finally:
         if out:
             target.close()
@@ -411,7 +426,7 @@ def evidence_package(
         notice = table.match(filters.domain) if filters.domain else table.default
         with open(out, "wb") as target:
             return await write_package(store, filters, target, notice, languages.get(notice.language, languages["en"]))
-    manifest = _with_store(settings.db, build)
+    manifest = _read(settings.db, build, "seized evidence package", filters.active(), count=lambda m: m["rows"])
     typer.echo(f"{out}: {manifest['rows']} hits, hits.csv sha256 {manifest['files']['hits.csv']}")
 
 
@@ -419,7 +434,7 @@ def evidence_package(
 @with_hit_filters
 def evidence_plan(filters: HitFilter, config: ConfigOption = None, db: DbOption = None):
     """Which ISPs to ask: hits and distinct client IPs per autonomous system, busiest first."""
-    rows = _with_store(_settings(config, db=db).db, lambda store: store.asn_plan(filters))
+    rows = _read(_settings(config, db=db).db, lambda store: store.asn_plan(filters), "seized evidence plan", filters.active())
     typer.echo(f"{'asn':>10}  {'hits':>8}  {'ips':>6}  organisation")
     for row in rows:
         asn = "-" if row["asn"] is None else row["asn"]
@@ -462,7 +477,8 @@ def evidence_subjects_report(
     seen; and the hits whose account matches no imported record."""
     from .subjects import subjects_report
 
-    report = _with_store(_settings(config, db=db).db, lambda store: subjects_report(store, case))
+    report = _read(_settings(config, db=db).db, lambda store: subjects_report(store, case), "seized evidence subjects-report",
+                   {"case": case}, count=lambda r: len(r["subjects"]))
     out.write_text(json.dumps(report, indent=2, ensure_ascii=False), "utf-8")
     typer.echo(f"{out}: {len(report['subjects'])} subjects, {len(report['unmatched_accounts'])} unmatched accounts")
 

@@ -50,6 +50,11 @@ def test_import_match_and_report(tmp_path):
     out = tmp_path / "report.json"
     assert "4 subjects, 1 unmatched" in seized("evidence", "subjects-report", "--case", "CASE-1", "--out", str(out), "--db", db).stdout
     report = json.loads(out.read_text())
+    import sqlite3
+    from contextlib import closing
+    with closing(sqlite3.connect(server.db_path)) as conn:  # command-line reads are audited too
+        audited = conn.execute("SELECT role, endpoint, rows FROM audit WHERE method = 'CLI'").fetchall()
+    assert ("cli", "seized evidence subjects-report", 4) in audited
     by_account = {s["account"]: s for s in report["subjects"]}
     assert by_account["carol"]["hits"] == 0 and by_account["carol"]["first_seen"] is None
     assert by_account["alice"]["isps"] == [{"asn": None, "as_org": None, "hits": 2}]
