@@ -11,6 +11,7 @@ signing key is configured, so a published checkpoint later proves nothing before
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from dataclasses import dataclass
@@ -111,6 +112,21 @@ def new_signing_key(path: Path) -> str:
 
 # -- verification -----------------------------------------------------------------------------
 
+def _walk(rows, prev: str, count: int, purged: int, before_chain: int, checkpoints: dict, seen_at: dict):
+    """Check one chunk of a node's chain; returns the state to carry on with, and the first break."""
+    for row in rows:
+        if row["hash"] is None and count == purged:
+            before_chain += 1  # stored before this database had the chain (schema version < 5)
+            continue
+        broken = Break(row["id"], "a hit without a hash inside the chain") if row["hash"] is None else check_link(prev, row)
+        if broken:
+            return prev, count, before_chain, broken
+        prev, count = row["hash"], count + 1
+        if count in checkpoints:
+            seen_at[count] = (prev, row["id"])
+    return prev, count, before_chain, None
+
+
 async def verify(store, node: str | None = None, trusted_key: str | None = None) -> dict:
     """Walk each node's chain from its first hit; report the first broken link and check every
     checkpoint against the chain (its head at its position, and its signature)."""
@@ -131,16 +147,9 @@ async def _verify_node(store, node: str, trusted_key: str | None) -> dict:
     count = purged = sum(p["chained"] for p in purges)
     before_chain, broken = 0, None
     async for rows in store.iter_chain(node):
-        for row in rows:
-            if row["hash"] is None and count == purged:
-                before_chain += 1  # stored before this database had the chain (schema version < 5)
-                continue
-            broken = Break(row["id"], "a hit without a hash inside the chain") if row["hash"] is None else check_link(prev, row)
-            if broken:
-                break
-            prev, count = row["hash"], count + 1
-            if count in checkpoints:
-                seen_at[count] = (prev, row["id"])
+        # Hashing a long chain takes seconds: in a worker thread, so the listeners keep answering.
+        prev, count, before_chain, broken = await asyncio.to_thread(
+            _walk, rows, prev, count, purged, before_chain, checkpoints, seen_at)
         if broken:
             break
     results = []

@@ -38,14 +38,16 @@ async def write_package(store, filters: HitFilter, target, notice, texts: dict[s
         digest.update(data)
         csv_file.write(data)
 
+    def write_rows(rows) -> None:
+        write(_csv_lines((r["client_ip"], r["client_port"], r["received_at"][:23] + "Z", r["domain"] or "", r["method"],
+                          r["path"], r["user_agent"] or "") for r in rows))
+
     await asyncio.to_thread(write, _csv_lines([PACKAGE_COLUMNS]))
     async for rows in store.iter_hits_by_time(filters):
         count += len(rows)
         for row in rows:
             covered[row["node"]] = max(covered.get(row["node"], 0), row["id"])
-        lines = [(r["client_ip"], r["client_port"], r["received_at"][:23] + "Z", r["domain"] or "", r["method"],
-                  r["path"], r["user_agent"] or "") for r in rows]
-        await asyncio.to_thread(write, _csv_lines(lines))
+        await asyncio.to_thread(write_rows, rows)
     await asyncio.to_thread(csv_file.close)
 
     heads = {row["node"]: row for row in await store.chain_heads()}

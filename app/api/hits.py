@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -100,7 +101,7 @@ async def export_hits(request: Request, filters: Filters, format: ExportFormat =
         yield exporter.start()
         async for rows in store.iter_hits(filters):
             request.state.audit_rows += len(rows)
-            yield exporter.rows(rows)
+            yield await asyncio.to_thread(exporter.rows, rows)  # formatting off the event loop the listeners share
 
     filename = f"hits.{format}"
     return StreamingResponse(body(), media_type=MEDIA_TYPES[format],
