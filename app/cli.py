@@ -379,11 +379,11 @@ def purge_command(
     days = days or settings.retention_days
     if not days:
         raise typer.BadParameter("no retention period: set retention_days in the config or pass --days")
-    records = _with_store(settings.db, lambda store: purge_expired(store, days))
-    for record in records:
-        typer.echo(f"node {record['node']}: purged {record['hits']} hits (ids {record['first_id']}-{record['last_id']}) "
-                   f"received before {record['cutoff']}")
-    if not records:
+    purges = _with_store(settings.db, lambda store: purge_expired(store, days))
+    for cut in purges:
+        typer.echo(f"node {cut['node']}: purged {cut['hits']} hits (ids {cut['first_id']}-{cut['last_id']}) "
+                   f"received before {cut['cutoff']}")
+    if not purges:
         typer.echo("nothing to purge")
 
 
