@@ -6,13 +6,13 @@ import csv
 import io
 import ipaddress
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from .clients import CLIENT_KINDS
-from .record import ip_key
+from .record import ip_key, utc_text
 
 GROUPS = ("domain", "hour", "day", "client_ip", "account", "client_kind", "asn", "country")
 GROUP_SQL = {
@@ -32,13 +32,6 @@ RECORD_FIELDS = (
     "body_sha256", "status", "duration_ms", "error", "client_kind", "account", "device", "password_hmac", "country", "city", "asn", "as_org", "prev_hash", "hash",
 )
 MAX_PAGE = 1000
-
-
-def utc_text(moment: datetime) -> str:
-    """A datetime as the stored text form, for comparisons; naive means UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class HitFilter(BaseModel):

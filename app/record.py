@@ -9,6 +9,7 @@ import ipaddress
 import json
 import os
 import time
+from datetime import datetime, timezone
 from functools import lru_cache
 
 from .capture import Hit
@@ -49,6 +50,15 @@ def text_of(raw: bytes) -> str:
 def utc_second(seconds: int, separator: str = "T") -> str:
     """'2026-11-23T06:00:25'; cached, as a busy second formats thousands of stamps."""
     return time.strftime(f"%Y-%m-%d{separator}%H:%M:%S", time.gmtime(seconds))
+
+
+def utc_text(moment: datetime | None = None) -> str:
+    """A datetime (default: now; naive means UTC) in the stored form, '2026-11-23T06:00:25.123456Z'."""
+    if moment is None:
+        moment = datetime.now(timezone.utc)
+    elif moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def iso_utc(ns: int) -> str:

@@ -7,17 +7,14 @@ import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
 
+from .record import utc_text
+
 log = logging.getLogger("seized.retention")
 DAY = 86_400
 
 
-def cutoff_for(days: int) -> str:
-    moment = datetime.now(timezone.utc) - timedelta(days=days)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 async def purge_expired(store, days: int) -> list[dict]:
-    cutoff = cutoff_for(days)
+    cutoff = utc_text(datetime.now(timezone.utc) - timedelta(days=days))
     records = []
     for node in await store.nodes():
         record = await store.purge(node, cutoff)

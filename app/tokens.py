@@ -9,6 +9,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from .record import utc_text
+
 ROLES = ("admin", "investigator", "auditor")
 PREFIX = "sz_"
 
@@ -34,7 +36,7 @@ async def create_token(store, name: str, role: str, expires_days: float | None =
     token = f"{PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
     expires_at = None
     if expires_days is not None:
-        expires_at = (datetime.now(timezone.utc) + timedelta(days=expires_days)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        expires_at = utc_text(datetime.now(timezone.utc) + timedelta(days=expires_days))
     await store.add_token(token_id, name, role, _digest(token), expires_at)
     return token
 
@@ -49,8 +51,7 @@ async def verify_token(store, token: str) -> Principal | None:
     expected = row["secret_sha256"] if row else "0" * 64
     if not hmac.compare_digest(_digest(token), expected) or row is None:
         return None
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if row["revoked_at"] is not None or (row["expires_at"] is not None and row["expires_at"] <= now):
+    if row["revoked_at"] is not None or (row["expires_at"] is not None and row["expires_at"] <= utc_text()):
         return None
     await store.touch_token(token_id)
     return Principal(token_id, row["name"], row["role"])

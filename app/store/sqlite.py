@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timezone
 from pathlib import Path
 
 import aiosqlite
 
 from ..query import GROUP_SQL, HitFilter
 from ..evidence import CHAIN_COLUMNS, GENESIS
-from ..record import COLUMNS, ip_key
+from ..record import COLUMNS, ip_key, utc_text
 from .migrations import SQLITE as MIGRATIONS
 
 DOMAIN_FIELDS = ("agency", "case_ref", "legal_basis", "language", "status", "blocked_by", "notes")
@@ -22,7 +21,7 @@ INSERT_HIT = f"INSERT INTO hits ({', '.join(STORED)}) VALUES ({', '.join('?' * l
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return utc_text()
 
 
 class SQLiteStore:
