@@ -344,7 +344,8 @@ def notice_render(
     from .notice.texts import load_languages
     from .notice.video import NoticeVideos
     from .public import video_lines
-    from .server import build_domain_table, seed_domains
+    from .domains import load_table
+    from .server import seed_domains
 
     settings = _settings(config, db=db)
     languages = load_languages()
@@ -352,7 +353,7 @@ def notice_render(
         raise typer.BadParameter(f"no language {language!r}; available: {', '.join(languages)}")
     async def domains(store):
         await seed_domains(store, settings)  # as the server does at start
-        return await build_domain_table(store, settings)
+        return await load_table(store, settings.notice)
     table = _with_store(settings.db, domains)
     notices = [*table.notices(), table.default]
     if domain is not None:

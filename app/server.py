@@ -16,7 +16,7 @@ from .api import create_management_app
 from .assets import Assets
 from .capture import ClientResolver
 from .config import Settings, split_address
-from .domains import DomainTable, load_table
+from .domains import load_table
 from .evidence import load_signing_key
 from .geo import GeoLookup
 from .retention import purge_daily
@@ -40,10 +40,6 @@ class _Listener(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self):
         yield
-
-
-async def build_domain_table(store, settings: Settings) -> DomainTable:
-    return await load_table(store, settings.notice)
 
 
 async def seed_domains(store, settings: Settings) -> None:
@@ -77,7 +73,7 @@ async def serve(settings: Settings) -> None:
 
     public_app = PublicApp(
         node=settings.node,
-        domains=await build_domain_table(store, settings),
+        domains=await load_table(store, settings.notice),
         resolver=ClientResolver(settings.trusted_proxies, settings.client_port_header),
         html=HtmlNotice(settings.templates_dir, languages),
         assets=Assets(settings.static_dir, [*SECURITY_HEADERS, (b"cache-control", b"public, max-age=3600")]),
@@ -117,7 +113,7 @@ async def serve(settings: Settings) -> None:
             try:
                 current = await store.domains_version()
                 if current != version:
-                    public_app.domains = await build_domain_table(store, settings)
+                    public_app.domains = await load_table(store, settings.notice)
                     version = current
                     log.info("domain list reloaded: %d domains", len(public_app.domains))
             except Exception as error:

@@ -252,10 +252,6 @@ class SQLiteStore:
     async def ping(self) -> None:
         await self._all("SELECT 1", [])
 
-    async def count_hits(self) -> int:
-        async with self.db.execute("SELECT COUNT(*) FROM hits") as cursor:
-            return (await cursor.fetchone())[0]
-
     # -- domains -----------------------------------------------------------------------------
 
     async def list_domains(self) -> list[dict]:
