@@ -165,4 +165,27 @@ SQLITE = [
     CREATE TRIGGER purges_no_delete BEFORE DELETE ON purges
     BEGIN SELECT RAISE(ABORT, 'purge records are append-only'); END;
     """,
+    # 9: the journal (journal.py) is ingested by its own process: how far each journal segment has
+    # been read, committed with the rows it produced (so a crash repeats nothing), and the stretches
+    # of a segment that could not be read (torn or corrupt records), kept as evidence of the gap.
+    """
+    CREATE TABLE journal_progress (
+        segment TEXT PRIMARY KEY,
+        offset INTEGER NOT NULL,
+        records INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE journal_gaps (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        segment TEXT NOT NULL,
+        offset INTEGER NOT NULL,
+        length INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE TRIGGER journal_gaps_no_update BEFORE UPDATE ON journal_gaps
+    BEGIN SELECT RAISE(ABORT, 'journal gaps are append-only'); END;
+    CREATE TRIGGER journal_gaps_no_delete BEFORE DELETE ON journal_gaps
+    BEGIN SELECT RAISE(ABORT, 'journal gaps are append-only'); END;
+    """,
 ]
