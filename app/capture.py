@@ -1,5 +1,5 @@
 """What a request tells us about its sender, taken on the request path: only cheap work here
-(redaction, decoding and JSON happen later, in the writer's thread; see record.py)."""
+(redaction, decoding and JSON happen later, in the ingest process; see record.py)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,17 @@ class Hit:
     device: dict | None = None
     # Plaintext, in memory only: the writer stores HMAC(match_key, password) and drops this.
     password: str | None = None
+    uid: str | None = None
+
+
+# What a listener worker writes to the journal for each hit, in this order (journal.py): the
+# request as received and what was answered. Everything derived (client kind, account, redaction,
+# HMAC, GeoIP, the chain) is done by the ingest process, off the request path.
+JOURNAL_FIELDS = (
+    "uid", "received_at_ns", "node", "host", "domain", "scheme", "method", "raw_path", "query", "http_version",
+    "client_ip", "client_port", "peer_ip", "peer_port", "server_port", "headers", "body_size", "body_sha256",
+    "form_body", "status", "duration_ms", "error",
+)
 
 
 async def read_body(receive, cap: int, keep: bool) -> tuple[int, str | None, bytes | None]:

@@ -7,7 +7,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -56,9 +56,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEIZED_", env_nested_delimiter="__", extra="forbid")
 
     node: str = "node-1"
-    db: str = "sqlite:///data/seized.db"
+    # Every piece of state lives under here unless set on its own: the database (seized.db), the
+    # journal (journal/), rendered notice videos (video/) and the run files (run/).
+    data_dir: Path = Path("data")
+    db: str | None = None  # default: sqlite:///<data_dir>/seized.db
     public: str = "0.0.0.0:8080"
     admin: str = "127.0.0.1:8081"
+    # Public listener processes sharing the port; the ingest process and the management API run beside them.
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
 
     # Peers whose Forwarded / X-Forwarded-For / client-port header is believed.
     trusted_proxies: list[Network] = []
@@ -66,15 +71,22 @@ class Settings(BaseSettings):
     # Request bodies: at most this many bytes are read into the hash; the rest is only counted.
     body_cap: int = 64 * 1024
 
-    spool_dir: Path = Path("data/spool")
-    queue_size: int = 10_000
-    batch_size: int = 500
-    batch_interval_ms: int = 50
+    # The journal: every hit is written to it before its response is sent (it then survives any
+    # crash of seized); it is also fdatasynced this often, bounding what a power loss can take
+    # (0: fdatasync before every response; see bench/RESULTS.md for what each setting costs).
+    fsync_interval_ms: Annotated[int, Field(ge=0)] = 50
+    journal_segment_mb: Annotated[int, Field(ge=1)] = 32
+    # Hits held in memory while the journal cannot be written (disk full); more are counted as lost.
+    journal_held_limit: Annotated[int, Field(ge=0)] = 10_000
+    # The ingest process moves journal records into the database this many at a time.
+    batch_size: Annotated[int, Field(ge=1)] = 5_000
+    # SIGTERM: listeners finish what is in flight, the ingest process drains; all within this.
+    stop_timeout_s: Annotated[float, Field(gt=0)] = 10.0
 
     # Secret for password_hmac = HMAC-SHA256(match_key, password); unset: no password trace is kept.
     match_key: SecretStr | None = None
     # Notice videos for IPTV players are rendered once per domain and language and kept here.
-    video_dir: Path = Path("data/video")
+    video_dir: Path | None = None  # default: <data_dir>/video
     prerender_videos: bool = True  # at start, in the background, for each domain's default language
 
     # MaxMind-format databases (.mmdb): City or Country, and ASN. Unset or unreadable: fields stay empty.
@@ -104,6 +116,22 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, name: str) -> str:
         return name.lower()
+
+    @model_validator(mode="after")
+    def _under_data_dir(self) -> "Settings":
+        if self.db is None:
+            self.db = f"sqlite:///{self.data_dir / 'seized.db'}"
+        if self.video_dir is None:
+            self.video_dir = self.data_dir / "video"
+        return self
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.data_dir / "journal"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
 
 
 def load_settings(config_file: Path | None = None, **overrides) -> Settings:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from .config import NoticeSettings
 
@@ -67,3 +70,30 @@ async def load_table(store, defaults: NoticeSettings) -> DomainTable:
     """The active domains in the database, with the [notice] defaults for unknown hosts."""
     notices = {row["name"]: resolve_notice(row["name"], defaults, **row) for row in await store.list_domains() if row["active"]}
     return DomainTable(notices, resolve_notice(None, defaults))
+
+
+# The listener workers hold no database connection: the supervisor writes the active domains to a
+# file (atomically, by rename) whenever the list changes, and each worker reloads it when it changes.
+
+def write_table_file(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps([row for row in rows if row["active"]], default=str))
+    os.replace(temporary, path)
+
+
+def read_table_file(path: Path, defaults: NoticeSettings, known=None) -> tuple[DomainTable | None, object]:
+    """(table, stamp) if the file changed since `known` (or is read for the first time), else (None, known).
+    No file yet: no seized domain, only the default notice."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        if known is None:
+            return DomainTable({}, resolve_notice(None, defaults)), "missing"
+        return None, known
+    stamp = (status.st_mtime_ns, status.st_ino, status.st_size)
+    if stamp == known:
+        return None, known
+    rows = json.loads(path.read_text())
+    notices = {row["name"]: resolve_notice(row["name"], defaults, **row) for row in rows}
+    return DomainTable(notices, resolve_notice(None, defaults)), stamp

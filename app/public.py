@@ -1,20 +1,24 @@
 """The public listener: a bare ASGI app that answers every host, path and method with the
-notice, in the form the client can show (see clients.py), and hands a Hit to the writer. No
+notice, in the form the client can show (see clients.py), and journals the hit before answering. No
 routing framework: per-domain pages and headers are precomputed, a request only fills in its
 own IP, port and time."""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import time
 from functools import lru_cache
+from http import HTTPStatus
 from urllib.parse import quote
 
 from .assets import Assets
-from .capture import FORM_TYPE, ClientResolver, Hit, read_body
+from .capture import ClientResolver
 from .clients import VOD_EXTENSIONS, ClientInfo, classify
 from .domains import DomainTable, Notice
+from .journal import encode
 from .notice.html import HtmlNotice
 from .notice.iptv import RESPONDERS, IptvNotice
 from .notice.texts import choose_language
@@ -56,15 +60,18 @@ def video_lines(texts: dict[str, str], notice: Notice) -> tuple[str, ...]:
 
 class PublicApp:
     def __init__(self, *, node: str, domains: DomainTable, resolver: ClientResolver, html: HtmlNotice,
-                 assets: Assets, languages, writer, body_cap: int, videos: NoticeVideos):
+                 assets: Assets, languages, journal, videos: NoticeVideos):
         self.node = node
         self.domains = domains  # replaced whole when the domain list changes
         self.resolver = resolver
         self.html = html
         self.assets = assets
         self.languages = languages
-        self.writer = writer
-        self.body_cap = body_cap
+        self.journal = journal
+        # A hit's uid: its time, this process's random prefix and a counter; unique across
+        # workers, nodes and restarts, and fixed in the journal, so ingesting twice adds nothing.
+        self._uid_prefix = os.urandom(4).hex()
+        self._sequence = itertools.count()
         self.videos = videos
         self.notice_headers = lru_cache(maxsize=4096)(self._notice_headers)
         self.video_lines = lru_cache(maxsize=4096)(self._video_lines)
@@ -81,29 +88,21 @@ class PublicApp:
     def _video_lines(self, notice: Notice, lang: str) -> tuple[str, ...]:
         return video_lines(self.languages[lang], notice)
 
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return
-        received_ns = time.time_ns()
-        started = time.perf_counter()
-        headers = scope["headers"]
-        is_form = any(name == b"content-type" and value.partition(b";")[0].strip().lower() == FORM_TYPE
-                      for name, value in headers)
-        body_size, body_sha256, form_body = await read_body(receive, self.body_cap, is_form)
-        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
-        query = scope.get("query_string", b"")
+    def handle(self, *, method: str, raw_path: bytes, query: bytes, http_version: str, headers, peer, server,
+               received_ns: int, started: float, body_size: int, body_sha256, form_body):
+        """A parsed request -> (status, headers, body), its hit journaled first; or, for a stream URL
+        whose video must be read or rendered, an awaitable of the same."""
         client = classify(raw_path, query, form_body, headers)
-        prepared = None
+        request = dict(received_ns=received_ns, started=started, method=method, raw_path=raw_path, query=query,
+                       http_version=http_version, headers=headers, peer=peer, server=server, scheme="http",
+                       client=client, body_size=body_size, body_sha256=body_sha256, form_body=form_body)
         if client.route in ("stream", "video") and self.assets.get(raw_path) is None:
-            prepared = await self._video(client, raw_path, headers, scope)
-        status, response_headers, body = self.answer(
-            received_ns=received_ns, started=started, method=scope["method"], raw_path=raw_path, query=query,
-            http_version=scope.get("http_version", ""), headers=headers, peer=scope.get("client"),
-            server=scope.get("server"), scheme=scope.get("scheme", "http"), client=client, prepared=prepared,
-            body_size=body_size, body_sha256=body_sha256, form_body=form_body,
-        )
-        await send({"type": "http.response.start", "status": status, "headers": response_headers})
-        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+            return self._answer_video(client, request)
+        return self.answer(**request)
+
+    async def _answer_video(self, client: ClientInfo, request: dict):
+        prepared = await self._video(client, request["raw_path"], request["headers"], request["server"])
+        return self.answer(prepared=prepared, **request)
 
     def _notice_for(self, headers) -> tuple[bytes, bytes, Notice]:
         host = accept_language = b""
@@ -114,7 +113,7 @@ class PublicApp:
                 accept_language = value
         return host, accept_language, self.domains.match(host.decode("latin-1"))
 
-    async def _video(self, client: ClientInfo, raw_path: bytes, headers, scope):
+    async def _video(self, client: ClientInfo, raw_path: bytes, headers, server):
         """A stream URL: the notice video in the container its extension asks for."""
         try:
             host, accept_language, notice = self._notice_for(headers)
@@ -125,7 +124,7 @@ class PublicApp:
                 lang = own.group(1) if own.group(1) in self.languages else lang
                 extension, segment = own.group(2) or "ts", own.group(3)
             if extension == "m3u8":
-                base = self._base_url(host, scope.get("scheme", "http"), scope.get("server"))[0]
+                base = self._base_url(host, "http", server)[0]
                 body = hls_playlist(lambda i: f"{base}/_seized/video/{lang}/seg{i}.ts")
                 return 200, [(b"content-type", HLS_TYPE), *NO_STORE], body
             if segment is not None:
@@ -155,14 +154,17 @@ class PublicApp:
 
     def answer(self, *, received_ns: int, started: float, method: str, raw_path: bytes, query: bytes, http_version: str,
                headers, peer, server, scheme: str, client: ClientInfo, prepared=None, body_size: int = 0,
-               body_sha256=None, form_body=None, error=None, not_http: bool = False):
-        """The response for one request, after handing its Hit to the writer: (status, headers, body).
+               body_sha256=None, form_body=None, error=None, not_http: bool = False, plain_status: int | None = None):
+        """The response for one request, after its hit is in the journal: (status, headers, body).
         `not_http`: bytes that do not read as an HTTP request get a plain 400 instead of the notice."""
         host, accept_language, notice = self._notice_for(headers)
         peer_ip, peer_port = peer or (None, None)
         client_ip, client_port, scheme = self.resolver.resolve(peer_ip, peer_port, headers, scheme)
         try:
-            if not_http:
+            if plain_status is not None:
+                status, response_headers, body = plain_status, [(b"content-type", b"text/plain; charset=utf-8"), *NO_STORE], \
+                    f"{HTTPStatus(plain_status).phrase}: {error}\n".encode()
+            elif not_http:
                 status, response_headers, body = 400, [(b"content-type", b"text/plain; charset=utf-8"), *NO_STORE], NOT_HTTP
             elif prepared is not None:
                 status, response_headers, body = prepared
@@ -173,14 +175,12 @@ class PublicApp:
             log.exception("building the notice failed; sending the fallback page")
             status, response_headers, body = notice.status, [(b"content-type", b"text/html; charset=utf-8"), *NO_STORE], FALLBACK_PAGE
 
-        self.writer.submit(Hit(
-            received_at_ns=received_ns, node=self.node, host=host, domain=notice.domain, scheme=scheme,
-            method=method, raw_path=raw_path, query=query, http_version=http_version,
-            client_ip=client_ip, client_port=client_port, peer_ip=peer_ip, peer_port=peer_port,
-            server_port=(server or (None, None))[1], headers=headers, body_size=body_size, body_sha256=body_sha256,
-            form_body=form_body, status=status, duration_ms=(time.perf_counter() - started) * 1000, error=error,
-            client_kind=client.kind, account=client.account, device=client.device, password=client.password,
-        ))
+        self.journal.append(encode((
+            f"{received_ns:016x}{self._uid_prefix}{next(self._sequence) & 0xFFFFFFFF:08x}", received_ns, self.node,
+            host, notice.domain, scheme, method, raw_path, query, http_version, client_ip, client_port, peer_ip,
+            peer_port, (server or (None, None))[1], headers, body_size, body_sha256, form_body, status,
+            round((time.perf_counter() - started) * 1000, 3), error,
+        )))
         return status, [*response_headers, (b"content-length", str(len(body)).encode())], body
 
     def _respond(self, notice: Notice, raw_path: bytes, accept_language: bytes, client_ip, client_port, received_ns,
@@ -205,10 +205,12 @@ class PublicApp:
             title=t["iptv_title"], message=t["iptv_message"].format(agency=notice.agency, case=case, ip=client_ip or "?"),
             base_url=base_url, host=host_name, port=port, scheme=scheme, lang=lang, now=received_ns // 1_000_000_000)
 
-    def answer_rejected(self, *, peer, server, method: str, target: bytes, http_version: str, headers, reason: str):
-        """A request uvicorn's strict parser refused (unknown method, raw UTF-8 in the path, a NUL in a
+    def answer_rejected(self, *, peer, server, method: str, target: bytes, http_version: str, headers, reason: str,
+                        status: int | None = None):
+        """A request the strict parser refused (unknown method, raw UTF-8 in the path, a NUL in a
         header...). It is logged all the same; if it still reads as an HTTP request it gets the notice
-        (never a video: this path cannot wait for one), otherwise a plain 400."""
+        (never a video: this path cannot wait for one), otherwise a plain 400; `status` (e.g. 431 for
+        too large a head) answers with that status and a plain explanation."""
         raw_path, _, query = target.partition(b"?")
         client = classify(raw_path, query, None, headers)
         if client.route in ("stream", "video"):
@@ -216,5 +218,5 @@ class PublicApp:
         return self.answer(
             received_ns=time.time_ns(), started=time.perf_counter(), method=method, raw_path=raw_path, query=query,
             http_version=http_version, headers=headers, peer=peer, server=server, scheme="http", error=reason,
-            client=client, not_http=not (method and http_version),
+            client=client, not_http=not (method and http_version), plain_status=status,
         )

@@ -88,8 +88,9 @@ def to_row(hit: Hit, match_key: bytes | None = None, geo: GeoLookup | None = Non
         # The hash of a form that holds a password would let anyone test guesses against it.
         body_sha256 = hashlib.sha256(redact_form(text_of(hit.form_body)).encode("utf-8")).hexdigest()
     return (
-        # Unique across nodes and restarts: what makes replaying a spool file twice harmless.
-        f"{hit.received_at_ns:016x}{os.urandom(8).hex()}",
+        # Unique across nodes and restarts, given when the hit is journaled: what makes ingesting
+        # a record twice harmless.
+        hit.uid or f"{hit.received_at_ns:016x}{os.urandom(8).hex()}",
         iso_utc(hit.received_at_ns),
         hit.node,
         text_of(hit.host),

@@ -10,7 +10,7 @@ from ..notice.texts import load_languages
 from .auth import FailureLimiter
 
 
-def create_management_app(*, store, writer, settings) -> FastAPI:
+def create_management_app(*, store, pipeline, settings) -> FastAPI:
     app = FastAPI(
         title="seized management API",
         version=__version__,
@@ -18,7 +18,7 @@ def create_management_app(*, store, writer, settings) -> FastAPI:
                     "Every /api/ request needs `Authorization: Bearer <token>` and is written to the audit log.",
     )
     app.state.store = store
-    app.state.writer = writer
+    app.state.pipeline = pipeline
     app.state.settings = settings
     app.state.languages = load_languages()
     app.state.limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_s)

@@ -19,11 +19,10 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     ready: bool
     database: bool
-    writer_alive: bool
-    storage_ok: bool
-    queued: int
-    spool_bytes: int
-    counters: dict[str, int]
+    problems: list[str]
+    journal: dict[str, int]
+    ingest: dict[str, int | float | bool]
+    workers: list[dict[str, int | str | bool]]
     auth_failures: int
     auth_throttled: int
 
@@ -36,18 +35,19 @@ async def healthz(request: Request) -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness, "description": "not ready"}})
 async def readyz(request: Request):
-    """Ready: the database answers, the hit writer runs; with the spool size, the writer's counters
-    and the failed / throttled API authentications since start."""
+    """Ready: the database answers, every listener worker and the ingest process run, the journal
+    takes writes and ingest reaches the database. With the journal's counters (received, journaled,
+    held in memory, lost), the ingest backlog in hits, bytes and seconds, and the failed / throttled
+    API authentications since start. 503 with the problems named when degraded."""
     state = request.app.state
     try:
         await asyncio.wait_for(state.store.ping(), timeout=2)
         database = True
     except Exception:
         database = False
-    writer = state.writer
-    spool_bytes = await asyncio.to_thread(writer.spool.size)
-    body = Readiness(ready=database and writer.alive, database=database, writer_alive=writer.alive,
-                     storage_ok=writer.storage_ok, queued=writer.queue.qsize(), spool_bytes=spool_bytes,
-                     counters=writer.counters, auth_failures=state.limiter.failed,
-                     auth_throttled=state.limiter.throttled)
+    status = state.pipeline.status()
+    problems = status["problems"] + ([] if database else ["the management API cannot read the database"])
+    body = Readiness(ready=not problems, database=database and status["ingest"]["database_ok"], problems=problems,
+                     journal=status["journal"], ingest=status["ingest"], workers=status["workers"],
+                     auth_failures=state.limiter.failed, auth_throttled=state.limiter.throttled)
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
 import textwrap
 from pathlib import Path
@@ -43,7 +44,7 @@ def draw(lines: list[str]) -> Image.Image:
 def encode(image: Image.Image, path: Path, container: str, seconds: int, first_frame: int = 0) -> None:
     """`seconds` of the still image as H.264; `first_frame` continues timestamps across HLS segments."""
     options = {"movflags": "faststart"} if container == "mp4" else {}
-    temporary = path.with_suffix(path.suffix + ".part")
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.part")  # workers may render the same file at once
     with av.open(str(temporary), "w", format=container, options=options) as output:
         stream = output.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"

@@ -394,3 +394,39 @@ class SQLiteStore:
             "SELECT account, COUNT(*) AS hits, COUNT(DISTINCT client_ip) AS distinct_ips, MIN(received_at) AS first_seen, "
             "MAX(received_at) AS last_seen FROM hits WHERE account IS NOT NULL AND account NOT IN "
             "(SELECT account FROM subjects WHERE case_ref = ?) GROUP BY account ORDER BY hits DESC", [case_ref])
+
+    # -- the journal's ingest (ingest.py) -----------------------------------------------------
+
+    async def journal_progress(self) -> dict[str, tuple[int, int]]:
+        """segment name -> (bytes read, records read), as committed with the rows they made."""
+        rows = await self._all("SELECT segment, offset, records FROM journal_progress", [])
+        return {row["segment"]: (row["offset"], row["records"]) for row in rows}
+
+    async def ingest_batch(self, rows: list[tuple], progress: dict[str, tuple[int, int]], gaps: list[dict]) -> None:
+        """Chained rows, how far each segment has been read and the gaps found, in one transaction:
+        after a crash, ingest resumes exactly where the last commit left off."""
+        stamp = now_iso()
+        try:
+            await self.db.execute("BEGIN IMMEDIATE")
+            if rows:
+                await self.db.executemany(INSERT_HIT, rows)
+            await self.db.executemany(
+                "INSERT INTO journal_progress (segment, offset, records, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(segment) DO UPDATE SET offset=excluded.offset, records=excluded.records, updated_at=excluded.updated_at",
+                [(segment, offset, records, stamp) for segment, (offset, records) in progress.items()])
+            if gaps:
+                await self.db.executemany(
+                    "INSERT INTO journal_gaps (segment, offset, length, reason, at) VALUES (?, ?, ?, ?, ?)",
+                    [(g["segment"], g["offset"], g["length"], g["reason"], stamp) for g in gaps])
+            await self.db.commit()
+        except BaseException:
+            await self.db.rollback()
+            raise
+
+    async def forget_segment(self, segment: str) -> None:
+        """A journal segment fully ingested and deleted: its progress row goes too."""
+        await self.db.execute("DELETE FROM journal_progress WHERE segment = ?", [segment])
+        await self.db.commit()
+
+    async def journal_gaps(self) -> list[dict]:
+        return await self._all("SELECT * FROM journal_gaps ORDER BY id", [])

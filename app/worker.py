@@ -1,0 +1,104 @@
+"""A public listener worker: its own process, serving the notice on the shared public socket and
+writing each hit to its own journal segment before answering. It holds no database connection:
+the domain list comes from a file the supervisor writes (domains.py), so a database that is
+locked, missing or broken never touches the visitors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import time
+
+from .assets import Assets
+from .capture import ClientResolver
+from .config import Settings
+from .domains import read_table_file
+from .journal import JournalWriter
+from .listener import HttpConnection
+from .notice.html import HtmlNotice
+from .notice.texts import load_languages
+from .notice.video import NoticeVideos
+from .process import die_with_parent, setup_logging
+from .public import SECURITY_HEADERS, PublicApp
+from .status import WORKER_FIELDS, Counters
+
+log = logging.getLogger("seized.worker")
+SWEEP = 1.0  # seconds between checks for idle connections, held hits and a new domain list
+
+
+def run(settings: Settings, sock: socket.socket, index: int, array) -> None:
+    """Process entry point (multiprocessing, spawn)."""
+    die_with_parent()
+    setup_logging(f"worker-{index}")
+    counters = Counters(WORKER_FIELDS, array)
+    counters.mark_started()
+    try:
+        import uvloop
+        loop_factory = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        code = runner.run(serve(settings, sock, index, counters))
+    raise SystemExit(code)
+
+
+async def serve(settings: Settings, sock: socket.socket, index: int, counters: Counters) -> int:
+    journal = JournalWriter(settings.journal_dir, f"{settings.node}.w{index}", settings.journal_segment_mb * 1024 * 1024,
+                            settings.fsync_interval_ms / 1000, settings.journal_held_limit, counters.array)
+    journal.open()
+    languages = load_languages()
+    domains_file = settings.run_dir / "domains.json"
+    table, domains_stamp = read_table_file(domains_file, settings.notice)
+    app = PublicApp(
+        node=settings.node, domains=table,
+        resolver=ClientResolver(settings.trusted_proxies, settings.client_port_header),
+        html=HtmlNotice(settings.templates_dir, languages),
+        assets=Assets(settings.static_dir, [*SECURITY_HEADERS, (b"cache-control", b"public, max-age=3600")]),
+        languages=languages, journal=journal, videos=NoticeVideos(settings.video_dir),
+    )
+    loop = asyncio.get_running_loop()
+    connections: set[HttpConnection] = set()
+    server = await loop.create_server(lambda: HttpConnection(app, connections, settings.body_cap), sock=sock,
+                                      backlog=2048)
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    log.info("worker %d listening (pid %d), journal %s", index, counters["pid"], journal.path.name)
+
+    while not stopping.is_set():
+        try:
+            await asyncio.wait_for(stopping.wait(), SWEEP)
+        except asyncio.TimeoutError:
+            pass
+        now = time.monotonic()
+        for connection in list(connections):
+            connection.expire(now)
+        counters["connections"] = len(connections)
+        journal.retry()
+        try:
+            changed, stamp = read_table_file(domains_file, settings.notice, domains_stamp)
+            if changed is not None:
+                app.domains, domains_stamp = changed, stamp
+                log.info("domain list reloaded: %d domains", len(changed))
+        except Exception as error:
+            log.warning("could not reload the domain list: %s", error)
+
+    # Stop: accept nothing more, let connections finish what they were answering, then close
+    # the journal; anything it could not save is counted and reported.
+    server.close()
+    for connection in list(connections):
+        connection.shutdown()
+    deadline = time.monotonic() + settings.stop_timeout_s * 0.4
+    while connections and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    for connection in list(connections):
+        connection.transport.abort()
+    unsaved = journal.close()
+    snapshot = counters.as_dict()
+    if unsaved or snapshot["lost"]:
+        log.critical("worker %d stopped: %d hits answered but not saved (%d of them held at stop)",
+                     index, snapshot["lost"], unsaved)
+    log.info("worker %d stopped: %d hits received, %d journaled", index, snapshot["received"], snapshot["journaled"])
+    return 0
