@@ -49,6 +49,16 @@ class DomainTable:
     def __init__(self, notices: dict[str, Notice], default: Notice):
         self._notices = notices
         self.default = default
+        self._by_host: dict[bytes, Notice] = {}
+
+    def match_bytes(self, host: bytes) -> Notice:
+        """`match` for a raw Host header, remembered (bounded): the listener asks for every request."""
+        notice = self._by_host.get(host)
+        if notice is None:
+            if len(self._by_host) >= 4096:
+                self._by_host.clear()
+            notice = self._by_host[host] = self.match(host.decode("latin-1"))
+        return notice
 
     def match(self, host: str) -> Notice:
         name = host_name(host)

@@ -45,15 +45,11 @@ class _Clock:
         return cls.header
 
 
-def serialize(status: int, headers, body: bytes, head_only: bool, close: bool) -> bytes:
-    """The response bytes. `headers` already carries content-length."""
-    parts = [STATUS_LINES.get(status) or f"HTTP/1.1 {status} Status\r\n".encode("ascii"), _Clock.date()]
-    for name, value in headers:
-        parts += (name, b": ", value, b"\r\n")
-    parts.append(b"connection: close\r\n\r\n" if close else b"\r\n")
-    if not head_only:
-        parts.append(body)
-    return b"".join(parts)
+def serialize(status: int, header_block: bytes, body: bytes, head_only: bool, close: bool) -> bytes:
+    """The response bytes; `header_block` is the header lines, content-length included."""
+    status_line = STATUS_LINES.get(status) or f"HTTP/1.1 {status} Status\r\n".encode("ascii")
+    end = b"connection: close\r\n\r\n" if close else b"\r\n"
+    return b"".join((status_line, _Clock.date(), header_block, end, b"" if head_only else body))
 
 
 class _Slot:
@@ -195,11 +191,9 @@ class HttpConnection(asyncio.Protocol):
         method = parser.get_method().decode("ascii", "replace")
         keep_alive = parser.should_keep_alive()
         answer = self.app.handle(
-            method=method, raw_path=raw_path, query=query, http_version=parser.get_http_version(),
-            headers=self.headers, peer=self.peer, server=self.server, received_ns=self.received_ns,
-            started=self.started, body_size=self.body_size,
-            body_sha256=self.body_digest.hexdigest() if self.body_digest is not None else None,
-            form_body=b"".join(self.form) if self.form else None)
+            method, raw_path, query, parser.get_http_version(), self.headers, self.peer, self.server, self.received_ns,
+            self.started, self.body_size, self.body_digest.hexdigest() if self.body_digest is not None else None,
+            b"".join(self.form) if self.form else None)
         slot = _Slot()
         self.queue.append(slot)
         if isinstance(answer, tuple):
@@ -216,7 +210,7 @@ class HttpConnection(asyncio.Protocol):
             result = await answer
         except Exception:
             log.exception("answering a stream request failed")
-            result = (500, [(b"content-length", b"0")], b"")
+            result = (500, b"content-length: 0\r\n", b"")
             close = True
         self._fill(slot, result, head_only, close)
 
@@ -254,7 +248,7 @@ class HttpConnection(asyncio.Protocol):
                 headers=headers, reason=reason, status=status)
         except Exception:
             log.exception("could not answer a rejected request")
-            status_, response_headers, body, method = 400, [(b"content-length", b"0")], b"", ""
+            status_, response_headers, body, method = 400, b"content-length: 0\r\n", b"", ""
         slot = _Slot()
         slot.data = serialize(status_, response_headers, body, method == "HEAD", True)
         slot.close = True

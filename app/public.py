@@ -42,6 +42,16 @@ SAFE_HOST = re.compile(r"^(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}(?::\d{1,5}
 VIDEO_PATH = re.compile(r"^/_seized/video/([a-z]{2,8})(?:\.(ts|mp4|m3u8)|/seg(\d)\.ts)$")
 
 
+PLAIN_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), *NO_STORE]
+FALLBACK_HEADERS = [(b"content-type", b"text/html; charset=utf-8"), *NO_STORE]
+CLASSIFY_CACHE = 8192  # distinct requests (path, query, headers) whose classification is remembered
+
+
+def header_block(headers) -> bytes:
+    """Header lines as sent: b'name: value\\r\\n' each."""
+    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+
+
 def display_time(ns: int) -> str:
     """'2026-11-23 06:00:25.123 UTC'."""
     seconds, rest = divmod(ns, 1_000_000_000)
@@ -75,34 +85,49 @@ class PublicApp:
         self.videos = videos
         self.notice_headers = lru_cache(maxsize=4096)(self._notice_headers)
         self.video_lines = lru_cache(maxsize=4096)(self._video_lines)
+        self._classified: dict[tuple, ClientInfo] = {}
+        self._languages_chosen: dict[tuple[bytes, str], str] = {}
 
     @staticmethod
-    def _notice_headers(notice: Notice, lang: str) -> list[tuple[bytes, bytes]]:
+    def _notice_headers(notice: Notice, lang: str) -> bytes:
         headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-language", lang.encode()),
                    *SECURITY_HEADERS, *NO_STORE]
         if notice.blocked_by:
             url = quote(notice.blocked_by, safe=":/?#[]@!$&'()*+,;=%~")
             headers.append((b"link", f'<{url}>; rel="blocked-by"'.encode("ascii")))
-        return headers
+        return header_block(headers)
 
     def _video_lines(self, notice: Notice, lang: str) -> tuple[str, ...]:
         return video_lines(self.languages[lang], notice)
 
-    def handle(self, *, method: str, raw_path: bytes, query: bytes, http_version: str, headers, peer, server,
+    def handle(self, method: str, raw_path: bytes, query: bytes, http_version: str, headers, peer, server,
                received_ns: int, started: float, body_size: int, body_sha256, form_body):
-        """A parsed request -> (status, headers, body), its hit journaled first; or, for a stream URL
-        whose video must be read or rendered, an awaitable of the same."""
-        client = classify(raw_path, query, form_body, headers)
-        request = dict(received_ns=received_ns, started=started, method=method, raw_path=raw_path, query=query,
-                       http_version=http_version, headers=headers, peer=peer, server=server, scheme="http",
-                       client=client, body_size=body_size, body_sha256=body_sha256, form_body=form_body)
-        if client.route in ("stream", "video") and self.assets.get(raw_path) is None:
-            return self._answer_video(client, request)
-        return self.answer(**request)
+        """A parsed request -> (status, header block, body), its hit journaled first; or, for a
+        stream URL whose video must be read or rendered, an awaitable of the same."""
+        client = self._classify(raw_path, query, form_body, headers)
+        if (client.route == "stream" or client.route == "video") and self.assets.get(raw_path) is None:
+            return self._answer_video(client, received_ns, started, method, raw_path, query, http_version, headers,
+                                      peer, server, body_size, body_sha256, form_body)
+        return self.answer(received_ns, started, method, raw_path, query, http_version, headers, peer, server, "http",
+                           client, None, body_size, body_sha256, form_body)
 
-    async def _answer_video(self, client: ClientInfo, request: dict):
-        prepared = await self._video(client, request["raw_path"], request["headers"], request["server"])
-        return self.answer(prepared=prepared, **request)
+    def _classify(self, raw_path: bytes, query: bytes, form_body, headers) -> ClientInfo:
+        """classify(), remembered: a box repeats the same request with the same headers all day."""
+        if form_body is not None:
+            return classify(raw_path, query, form_body, headers)
+        key = (raw_path, query, tuple(headers))
+        client = self._classified.get(key)
+        if client is None:
+            if len(self._classified) >= CLASSIFY_CACHE:
+                self._classified.clear()
+            client = self._classified[key] = classify(raw_path, query, None, headers)
+        return client
+
+    async def _answer_video(self, client: ClientInfo, received_ns, started, method, raw_path, query, http_version,
+                            headers, peer, server, body_size, body_sha256, form_body):
+        prepared = await self._video(client, raw_path, headers, server)
+        return self.answer(received_ns, started, method, raw_path, query, http_version, headers, peer, server, "http",
+                           client, prepared, body_size, body_sha256, form_body)
 
     def _notice_for(self, headers) -> tuple[bytes, bytes, Notice]:
         host = accept_language = b""
@@ -111,13 +136,22 @@ class PublicApp:
                 host = host or value
             elif name == b"accept-language":
                 accept_language = value
-        return host, accept_language, self.domains.match(host.decode("latin-1"))
+        return host, accept_language, self.domains.match_bytes(host)
+
+    def _language(self, accept_language: bytes, default: str) -> str:
+        key = (accept_language, default)
+        lang = self._languages_chosen.get(key)
+        if lang is None:
+            if len(self._languages_chosen) >= CLASSIFY_CACHE:
+                self._languages_chosen.clear()
+            lang = self._languages_chosen[key] = choose_language(accept_language.decode("latin-1"), self.languages, default)
+        return lang
 
     async def _video(self, client: ClientInfo, raw_path: bytes, headers, server):
         """A stream URL: the notice video in the container its extension asks for."""
         try:
             host, accept_language, notice = self._notice_for(headers)
-            lang = choose_language(accept_language.decode("latin-1"), self.languages, notice.language)
+            lang = self._language(accept_language, notice.language)
             extension, segment = client.extension, None
             own = VIDEO_PATH.match(raw_path.decode("latin-1"))
             if own:  # our own links: /_seized/video/<lang>.<ext> and /_seized/video/<lang>/seg<i>.ts
@@ -152,20 +186,20 @@ class PublicApp:
         port = int(port_text) if port_text else (443 if scheme == "https" else 80)
         return f"{scheme}://{text}", name.strip("[]"), port
 
-    def answer(self, *, received_ns: int, started: float, method: str, raw_path: bytes, query: bytes, http_version: str,
+    def answer(self, received_ns: int, started: float, method: str, raw_path: bytes, query: bytes, http_version: str,
                headers, peer, server, scheme: str, client: ClientInfo, prepared=None, body_size: int = 0,
                body_sha256=None, form_body=None, error=None, not_http: bool = False, plain_status: int | None = None):
-        """The response for one request, after its hit is in the journal: (status, headers, body).
+        """The response for one request, after its hit is in the journal: (status, header block, body).
         `not_http`: bytes that do not read as an HTTP request get a plain 400 instead of the notice."""
         host, accept_language, notice = self._notice_for(headers)
         peer_ip, peer_port = peer or (None, None)
         client_ip, client_port, scheme = self.resolver.resolve(peer_ip, peer_port, headers, scheme)
         try:
             if plain_status is not None:
-                status, response_headers, body = plain_status, [(b"content-type", b"text/plain; charset=utf-8"), *NO_STORE], \
+                status, response_headers, body = plain_status, PLAIN_HEADERS, \
                     f"{HTTPStatus(plain_status).phrase}: {error}\n".encode()
             elif not_http:
-                status, response_headers, body = 400, [(b"content-type", b"text/plain; charset=utf-8"), *NO_STORE], NOT_HTTP
+                status, response_headers, body = 400, PLAIN_HEADERS, NOT_HTTP
             elif prepared is not None:
                 status, response_headers, body = prepared
             else:
@@ -173,28 +207,29 @@ class PublicApp:
                                                                received_ns, client, host, scheme, server)
         except Exception:
             log.exception("building the notice failed; sending the fallback page")
-            status, response_headers, body = notice.status, [(b"content-type", b"text/html; charset=utf-8"), *NO_STORE], FALLBACK_PAGE
+            status, response_headers, body = notice.status, FALLBACK_HEADERS, FALLBACK_PAGE
 
         self.journal.append(encode((
             f"{received_ns:016x}{self._uid_prefix}{next(self._sequence) & 0xFFFFFFFF:08x}", received_ns, self.node,
             host, notice.domain, scheme, method, raw_path, query, http_version, client_ip, client_port, peer_ip,
-            peer_port, (server or (None, None))[1], headers, body_size, body_sha256, form_body, status,
+            peer_port, server[1] if server else None, headers, body_size, body_sha256, form_body, status,
             round((time.perf_counter() - started) * 1000, 3), error,
         )))
-        return status, [*response_headers, (b"content-length", str(len(body)).encode())], body
+        if not isinstance(response_headers, bytes):
+            response_headers = header_block(response_headers)
+        return status, response_headers + b"content-length: %d\r\n" % len(body), body
 
     def _respond(self, notice: Notice, raw_path: bytes, accept_language: bytes, client_ip, client_port, received_ns,
                  client: ClientInfo, host: bytes, scheme: str, server):
         asset = self.assets.get(raw_path)
         if asset is not None:
             return 200, asset.headers, asset.body
-        lang = choose_language(accept_language.decode("latin-1"), self.languages, notice.language)
+        lang = self._language(accept_language, notice.language)
         responder = RESPONDERS.get(client.route)
         if responder is not None:
             return responder(self._iptv_notice(notice, lang, client_ip, host, scheme, server, received_ns), client.params)
-        body = self.html.render(notice, lang, {
-            "ip": client_ip or "", "port": "" if client_port is None else str(client_port), "time": display_time(received_ns),
-        })
+        body = self.html.render_fast(notice, lang, client_ip or "", "" if client_port is None else str(client_port),
+                                     display_time(received_ns))
         return notice.status, self.notice_headers(notice, lang), body
 
     def _iptv_notice(self, notice: Notice, lang: str, client_ip, host: bytes, scheme: str, server, received_ns: int) -> IptvNotice:
@@ -215,8 +250,5 @@ class PublicApp:
         client = classify(raw_path, query, None, headers)
         if client.route in ("stream", "video"):
             client.route = "html"
-        return self.answer(
-            received_ns=time.time_ns(), started=time.perf_counter(), method=method, raw_path=raw_path, query=query,
-            http_version=http_version, headers=headers, peer=peer, server=server, scheme="http", error=reason,
-            client=client, not_http=not (method and http_version), plain_status=status,
-        )
+        return self.answer(time.time_ns(), time.perf_counter(), method, raw_path, query, http_version, headers, peer,
+                           server, "http", client, error=reason, not_http=not (method and http_version), plain_status=status)

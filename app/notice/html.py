@@ -3,6 +3,7 @@ per-visit values go; a request only escapes its IP, port and time into those gap
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from html import escape
 from pathlib import Path
@@ -13,6 +14,7 @@ from markupsafe import Markup
 from ..domains import Notice
 
 SLOTS = ("ip", "port", "time")
+SAFE = re.compile(r"[0-9A-Za-z:. -]*")  # IP addresses, ports, our own time stamps
 MARK = "\x00"  # cannot occur in rendered text: autoescaped values never contain NUL from us
 
 
@@ -22,6 +24,7 @@ class HtmlNotice:
         self._template = env.get_template("notice.html")
         self._languages = languages
         self._pieces = lru_cache(maxsize=4096)(self._render_pieces)
+        self._templates = lru_cache(maxsize=4096)(self._render_template)
 
     def _render_pieces(self, notice: Notice, lang: str) -> tuple[bytes | str, ...]:
         """Alternating literal bytes and slot names."""
@@ -43,3 +46,17 @@ class HtmlNotice:
             piece if isinstance(piece, bytes) else escape(values[piece]).encode("utf-8")
             for piece in self._pieces(notice, lang)
         )
+
+    def _render_template(self, notice: Notice, lang: str) -> tuple[bytes, tuple[str, ...]]:
+        """The page as one bytes %-template and the slot order: a request fills it in one C call."""
+        pieces = self._pieces(notice, lang)
+        template = b"".join(piece.replace(b"%", b"%%") if isinstance(piece, bytes) else b"%b" for piece in pieces)
+        return template, tuple(piece for piece in pieces if isinstance(piece, str))
+
+    def render_fast(self, notice: Notice, lang: str, ip: str, port: str, time: str) -> bytes:
+        """`render` for the values the listener has: an IP address, a port and a time we formatted
+        ourselves, so markup is impossible in them; anything unexpected is escaped all the same."""
+        template, slots = self._templates(notice, lang)
+        values = {"ip": ip, "port": port, "time": time}
+        return template % tuple((values[slot] if SAFE.fullmatch(values[slot]) else escape(values[slot])).encode("utf-8")
+                                for slot in slots)
