@@ -29,7 +29,7 @@ from .config import Settings
 from .evidence import NODE, chain_rows, checkpoint_message, load_signing_key, public_key_hex, sign
 from .geo import GeoLookup
 from .process import die_with_parent, setup_logging
-from .record import to_rows, utc_text
+from .record import RowBuilder, utc_text
 from .status import INGEST_FIELDS, Counters
 from .store import open_store, sqlite_path
 
@@ -52,14 +52,32 @@ def file_identity(path: Path) -> tuple[int, int] | None:
     return status.st_dev, status.st_ino
 
 
-def hit_of(record: tuple) -> Hit:
-    """A journal record back into a Hit, with what the listener knew but did not keep (client
-    kind, account, device, password) derived again from the request itself."""
-    if len(record) != FIELD_COUNT:
-        raise ValueError(f"a journal record of {len(record)} fields, expected {FIELD_COUNT}")
-    fields = dict(zip(JOURNAL_FIELDS, record))
-    client = classify(fields["raw_path"], fields["query"], fields["form_body"], fields["headers"])
-    return Hit(**fields, client_kind=client.kind, account=client.account, device=client.device, password=client.password)
+class HitDecoder:
+    """Journal records back into Hits, with what the listener knew but did not keep (client kind,
+    account, device, password) derived again from the request itself; remembered per distinct
+    request, as a box repeats the same one all day."""
+
+    LIMIT = 65_536
+
+    def __init__(self):
+        self._clients: dict[tuple, object] = {}
+
+    def hit(self, record: tuple) -> Hit:
+        if len(record) != FIELD_COUNT:
+            raise ValueError(f"a journal record of {len(record)} fields, expected {FIELD_COUNT}")
+        fields = dict(zip(JOURNAL_FIELDS, record))
+        headers = fields["headers"] = tuple(fields["headers"])
+        if fields["form_body"] is None:
+            key = (fields["raw_path"], fields["query"], headers)
+            client = self._clients.get(key)
+            if client is None:
+                if len(self._clients) >= self.LIMIT:
+                    self._clients.clear()
+                client = self._clients[key] = classify(fields["raw_path"], fields["query"], None, headers)
+        else:
+            client = classify(fields["raw_path"], fields["query"], fields["form_body"], headers)
+        return Hit(**fields, client_kind=client.kind, account=client.account, device=client.device,
+                   password=client.password)
 
 
 class Ingest:
@@ -70,6 +88,8 @@ class Ingest:
         self.db_path = sqlite_path(settings.db)
         self.match_key = settings.match_key.get_secret_value().encode() if settings.match_key else None
         self.geo = GeoLookup(settings.geoip_city_db, settings.geoip_asn_db)
+        self.decoder = HitDecoder()
+        self.builder = RowBuilder(self.match_key, self.geo)
         self.signing_key = load_signing_key(settings.signing_key_file) if settings.signing_key_file else None
         self.store = None
         self.identity = None
@@ -245,12 +265,12 @@ class Ingest:
         hits = []
         for record in records:
             try:
-                hits.append(hit_of(record))
+                hits.append(self.decoder.hit(record))
             except (ValueError, TypeError) as error:
                 gaps.append({"segment": segment, "offset": position, "length": 0, "reason": f"unusable record: {error}"})
         if records:
             self.counters["oldest_pending_ns"] = records[-1][1]
-        rows = to_rows(hits, self.match_key, self.geo)
+        rows = self.builder.rows(hits)
         if rows:
             present = await self.store.existing_uids([row[0] for row in rows])
             if present:

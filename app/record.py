@@ -1,5 +1,5 @@
 """A Hit becomes a stored row: bytes decoded, secrets redacted, headers as JSON. Runs in the
-writer's worker thread, never on the event loop."""
+ingest process, never on the request path."""
 
 from __future__ import annotations
 
@@ -77,57 +77,94 @@ def password_hmac(password: str | None, match_key: bytes | None) -> str | None:
 
 def to_row(hit: Hit, match_key: bytes | None = None, geo: GeoLookup | None = None) -> tuple:
     """The stored row, its values in COLUMNS order."""
-    place = geo.place(hit.client_ip) if geo is not None else NOWHERE
-    headers = []
-    for raw_name, raw_value in hit.headers:
-        name = text_of(raw_name)
-        headers.append([name, redact_header(name, text_of(raw_value))])
-    user_agent = next((value for name, value in headers if name == "user-agent"), None)
-    body_sha256 = hit.body_sha256
-    if hit.form_body is not None:
-        # The hash of a form that holds a password would let anyone test guesses against it.
-        body_sha256 = hashlib.sha256(redact_form(text_of(hit.form_body)).encode("utf-8")).hexdigest()
-    return (
-        # Unique across nodes and restarts, given when the hit is journaled: what makes ingesting
-        # a record twice harmless.
-        hit.uid or f"{hit.received_at_ns:016x}{os.urandom(8).hex()}",
-        iso_utc(hit.received_at_ns),
-        hit.node,
-        text_of(hit.host),
-        hit.domain,
-        hit.scheme,
-        hit.method,
-        redact_path(text_of(hit.raw_path), REDACTED),
-        redact_form(text_of(hit.query)),
-        hit.http_version,
-        hit.client_ip,
-        hit.client_port,
-        hit.peer_ip,
-        hit.peer_port,
-        hit.server_port,
-        json.dumps(headers, ensure_ascii=False, separators=(",", ":")),
-        user_agent,
-        hit.body_size,
-        body_sha256,
-        hit.status,
-        round(hit.duration_ms, 3),
-        hit.error,
-        ip_key(hit.client_ip),
-        hit.client_kind,
-        hit.account,
-        json.dumps(hit.device, ensure_ascii=False, sort_keys=True) if hit.device else None,
-        password_hmac(hit.password, match_key),
-        place.country,
-        place.city,
-        place.asn,
-        place.as_org,
-    )
+    return RowBuilder(match_key, geo).row(hit)
 
 
 def to_rows(hits: list[Hit], match_key: bytes | None = None, geo: GeoLookup | None = None) -> list[tuple]:
-    if geo is not None:
-        geo.refresh()  # a database replaced on disk is used from this batch on
-    return [to_row(hit, match_key, geo) for hit in hits]
+    return RowBuilder(match_key, geo).rows(hits)
+
+
+class RowBuilder:
+    """Hits into rows, remembering what repeats: a box sends the same header set, path and
+    password thousands of times, so each distinct one is decoded, redacted and encoded once."""
+
+    LIMIT = 65_536  # entries per cache; a full cache is emptied, not grown
+
+    def __init__(self, match_key: bytes | None = None, geo: GeoLookup | None = None):
+        self.match_key = match_key
+        self.geo = geo
+        self._headers: dict[tuple, tuple[str, str | None]] = {}
+        self._texts: dict[bytes, str] = {}
+        self._paths: dict[bytes, str] = {}
+        self._queries: dict[bytes, str] = {}
+        self._hmacs: dict[str, str | None] = {}
+
+    def rows(self, hits: list[Hit]) -> list[tuple]:
+        if self.geo is not None:
+            self.geo.refresh()  # a database replaced on disk is used from this batch on
+        return [self.row(hit) for hit in hits]
+
+    def _remember(self, cache: dict, key, make):
+        value = cache.get(key)
+        if value is None:
+            if len(cache) >= self.LIMIT:
+                cache.clear()
+            value = cache[key] = make(key)
+        return value
+
+    @staticmethod
+    def _header_set(headers: tuple) -> tuple[str, str | None]:
+        pairs = []
+        for raw_name, raw_value in headers:
+            name = text_of(raw_name)
+            pairs.append([name, redact_header(name, text_of(raw_value))])
+        user_agent = next((value for name, value in pairs if name == "user-agent"), None)
+        return json.dumps(pairs, ensure_ascii=False, separators=(",", ":")), user_agent
+
+    def row(self, hit: Hit) -> tuple:
+        place = self.geo.place(hit.client_ip) if self.geo is not None else NOWHERE
+        headers, user_agent = self._remember(self._headers, tuple(hit.headers), self._header_set)
+        body_sha256 = hit.body_sha256
+        if hit.form_body is not None:
+            # The hash of a form that holds a password would let anyone test guesses against it.
+            body_sha256 = hashlib.sha256(redact_form(text_of(hit.form_body)).encode("utf-8")).hexdigest()
+        remember = self._remember
+        return (
+            # Unique across nodes and restarts, given when the hit is journaled: what makes ingesting
+            # a record twice harmless.
+            hit.uid or f"{hit.received_at_ns:016x}{os.urandom(8).hex()}",
+            iso_utc(hit.received_at_ns),
+            hit.node,
+            remember(self._texts, hit.host, text_of),
+            hit.domain,
+            hit.scheme,
+            hit.method,
+            remember(self._paths, hit.raw_path, lambda raw: redact_path(text_of(raw), REDACTED)),
+            remember(self._queries, hit.query, lambda raw: redact_form(text_of(raw))),
+            hit.http_version,
+            hit.client_ip,
+            hit.client_port,
+            hit.peer_ip,
+            hit.peer_port,
+            hit.server_port,
+            headers,
+            user_agent,
+            hit.body_size,
+            body_sha256,
+            hit.status,
+            round(hit.duration_ms, 3),
+            hit.error,
+            ip_key(hit.client_ip),
+            hit.client_kind,
+            hit.account,
+            json.dumps(hit.device, ensure_ascii=False, sort_keys=True) if hit.device else None,
+            remember(self._hmacs, hit.password, lambda password: password_hmac(password, self.match_key) or "")
+            or None if hit.password else None,
+            place.country,
+            place.city,
+            place.asn,
+            place.as_org,
+        )
 
 
 def as_dict(row: tuple) -> dict:
