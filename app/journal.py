@@ -77,8 +77,13 @@ class JournalWriter:
         self.last_error: str | None = None
 
     def open(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._rotate()
+        """Start writing. A journal that cannot be created now (disk full, read-only) does not stop
+        the worker: every hit tries again, and is held or counted until it can be written."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._rotate()
+        except OSError as error:
+            self._failed(error)
         if self.fsync_interval > 0:
             self._syncer = threading.Thread(target=self._sync_loop, name="seized-journal-sync", daemon=True)
             self._syncer.start()

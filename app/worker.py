@@ -65,7 +65,7 @@ async def serve(settings: Settings, sock: socket.socket, index: int, counters: C
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    log.info("worker %d listening (pid %d), journal %s", index, counters["pid"], journal.path.name)
+    log.info("worker %d listening (pid %d), journal %s", index, counters["pid"], journal.path and journal.path.name)
 
     while not stopping.is_set():
         try:

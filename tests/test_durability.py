@@ -1,13 +1,25 @@
-"""No hit is lost: concurrency, SIGTERM under load, a locked database, a full queue, restarts."""
+"""No answered hit is lost: concurrency, SIGTERM and SIGKILL under load (of a listener worker, of
+the ingest process, of everything), a locked, deleted or restored database, a full disk, torn
+journal records. Each load test's client records every response it received in full; afterwards
+each of those is in the log exactly once."""
 
 import asyncio
-import json
 import os
+import re
+import shutil
 import signal
 import sqlite3
+import subprocess
+import threading
 import time
+from contextlib import closing
 
 import httpx
+import pytest
+
+from app import journal
+from app.capture import JOURNAL_FIELDS
+from helpers import Server
 
 
 def answered_paths(server, paths, concurrency):
@@ -33,65 +45,137 @@ def wait_for(condition, timeout=60, interval=0.1):
     raise AssertionError("condition not met in time")
 
 
-def spooled_paths(server):
-    paths = []
-    for spool in sorted(server.spool_dir.glob("*.ndjson")):
-        paths += [json.loads(line)["path"] for line in spool.read_text().splitlines()]
-    return paths
+def load(port: int, prefix: str, connections: int = 32, until: int = 3000, event_at: int | None = None, event=None,
+         seconds: float = 60, done=lambda: False) -> list[str]:
+    """Keep-alive clients sending unique paths; returns every path whose response arrived in full.
+    `event()` runs once when `event_at` responses have arrived; clients reconnect after errors
+    until `done()`."""
+    received: list[str] = []
+    counter = iter(range(10**9))
+    fired = False
+
+    async def client():
+        nonlocal fired
+        deadline = time.monotonic() + seconds
+        while len(received) < until and time.monotonic() < deadline and not done():
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                while len(received) < until and time.monotonic() < deadline:
+                    path = f"/{prefix}/{next(counter)}"
+                    writer.write(f"GET {path} HTTP/1.1\r\nHost: seized-iptv.example\r\n\r\n".encode())
+                    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                    length = int(re.search(rb"content-length: *(\d+)", head, re.I).group(1))
+                    await asyncio.wait_for(reader.readexactly(length), 10)
+                    if head.startswith(b"HTTP/1.1 451"):
+                        received.append(path)
+                    if event_at is not None and len(received) >= event_at and not fired:
+                        fired = True
+                        event()
+            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, asyncio.LimitOverrunError):
+                pass
+            finally:
+                writer.close()
+
+    async def run():
+        await asyncio.gather(*(client() for _ in range(connections)))
+
+    asyncio.run(run())
+    return received
+
+
+def assert_logged_once(server, prefix: str, received: list[str], timeout: float = 60) -> None:
+    wait_for(lambda: {r["path"] for r in server.rows(f"path LIKE '/{prefix}/%'")} >= set(received), timeout=timeout)
+    paths = [r["path"] for r in server.rows(f"path LIKE '/{prefix}/%'")]
+    assert len(paths) == len(set(paths)), "a hit was stored twice"
+    assert set(received) <= set(paths)
+
+
+def pids(server) -> dict:
+    ready = server.health()
+    found = {"workers": [w["pid"] for w in ready["workers"]], "ingest": ready["ingest"]["pid"]}
+    assert all(found["workers"]) and found["ingest"], found  # never os.kill(0, ...): that is our own group
+    return found
 
 
 def test_2000_concurrent_requests_make_exactly_2000_rows(fresh_server):
     server = fresh_server().start()
     paths = [f"/concurrent/{i}" for i in range(2000)]
     assert sorted(answered_paths(server, paths, concurrency=2000)) == sorted(paths)
-    wait_for(lambda: server.health()["counters"]["stored"] >= 2000)
+    wait_for(lambda: server.health()["ingest"]["ingested"] >= 2000)
     rows = server.rows("path LIKE '/concurrent/%'")
     assert len(rows) == 2000
     assert sorted(r["path"] for r in rows) == sorted(paths)
     assert len({(r["client_ip"], r["client_port"]) for r in rows}) == 2000
-    assert server.health()["counters"] == {"received": 2000, "stored": 2000, "spooled": 0, "replayed": 0}
+    health = server.health()
+    assert health["journal"] == {"received": 2000, "journaled": 2000, "late": 0, "lost": 0, "write_errors": 0, "held": 0}
+    assert health["ingest"]["ingested"] == 2000 and health["ingest"]["backlog_bytes"] == 0
+    assert server.stop() == 0
 
 
 def test_sigterm_under_load_keeps_every_answered_request(fresh_server):
     server = fresh_server().start()
-    answered: list[str] = []
+    times = {}
 
-    async def load():
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=0)
-        async with httpx.AsyncClient(base_url=server.url(), limits=limits, timeout=30) as client:
-            counter = iter(range(10**9))
-            stop_sent = asyncio.Event()
+    def stop():
+        times["sent"] = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        threading.Thread(target=lambda: (server.process.wait(), times.setdefault("exited", time.monotonic()))).start()
 
-            async def worker():
-                while True:
-                    path = f"/sigterm/{next(counter)}"
-                    try:
-                        response = await client.get(path, headers={"Host": "seized-iptv.example"})
-                    except httpx.HTTPError:
-                        if stop_sent.is_set():
-                            return
-                        continue
-                    if response.status_code == 451:
-                        answered.append(path)
-                    if len(answered) >= 400 and not stop_sent.is_set():
-                        stop_sent.set()
-                        server.process.send_signal(signal.SIGTERM)
-                    if len(answered) > 20_000:  # bounded even if the server never stops
-                        return
+    received = load(server.public_port, "sigterm", until=10**6, event_at=400, event=stop,
+                    done=lambda: server.process.poll() is not None)
+    assert server.process.wait(30) == 0
+    assert wait_for(lambda: times.get("exited")) - times["sent"] < 11  # stop_timeout_s is 10
+    assert len(received) >= 400
+    assert "seized stopped" in server.log_path.read_text()
+    server.start()  # whatever the drain did not reach is still in the journal
+    assert_logged_once(server, "sigterm", received)
+    assert server.stop() == 0
 
-            await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(64))), timeout=120)
 
-    asyncio.run(load())
-    assert server.process.wait(60) == 0
-    assert len(answered) >= 400
-    log = server.log_path.read_text()
-    assert "hit writer closed" in log
+def test_sigkill_of_a_listener_worker_under_load_loses_nothing(fresh_server):
+    server = fresh_server(workers=2).start()
+    victim = pids(server)["workers"][0]
+    received = load(server.public_port, "killworker", until=4000, event_at=1000,
+                    event=lambda: os.kill(victim, signal.SIGKILL))
+    assert len(received) >= 4000
+    assert_logged_once(server, "killworker", received)
+    ready = wait_for(lambda: (h := server.health())["ready"] and h)
+    assert victim not in [w["pid"] for w in ready["workers"]]  # restarted
+    assert sum(w["restarts"] for w in ready["workers"]) == 1
+    assert server.stop() == 0
 
-    server.start()  # a restart replays anything the drain had to spool
-    stored = wait_for(lambda: (paths := {r["path"] for r in server.rows("path LIKE '/sigterm/%'")}) >= set(answered) and paths,
-                      timeout=60)
-    assert set(answered) <= stored
-    assert len(server.rows("path LIKE '/sigterm/%'")) == len(stored)  # no duplicates either
+
+def test_sigkill_of_the_ingest_process_under_load_loses_nothing(fresh_server):
+    server = fresh_server().start()
+    victim = pids(server)["ingest"]
+    received = load(server.public_port, "killingest", until=4000, event_at=1000,
+                    event=lambda: os.kill(victim, signal.SIGKILL))
+    assert len(received) >= 4000
+    assert_logged_once(server, "killingest", received)
+    ready = wait_for(lambda: (h := server.health())["ready"] and h)
+    assert ready["ingest"]["pid"] != victim and ready["ingest"]["restarts"] == 1
+    assert server.stop() == 0
+
+
+def test_sigkill_of_every_seized_process_under_load_loses_nothing(fresh_server):
+    server = fresh_server().start()
+    victims = [server.process.pid, *pids(server)["workers"], pids(server)["ingest"]]
+
+    def kill_all():
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+
+    received = load(server.public_port, "killall", until=10**6, event_at=1500, event=kill_all,
+                    done=lambda: server.process.poll() is not None)
+    server.process.wait(10)
+    assert len(received) >= 1500
+    server.start()
+    assert_logged_once(server, "killall", received)
+    assert server.stop() == 0
 
 
 def lock_database(server) -> sqlite3.Connection:
@@ -101,35 +185,37 @@ def lock_database(server) -> sqlite3.Connection:
     return holder
 
 
-def test_locked_database_spools_hits_and_replays_them(fresh_server):
+def test_locked_database_keeps_hits_in_the_journal_until_it_is_free(fresh_server):
     server = fresh_server().start()
     holder = lock_database(server)
     try:
         paths = [f"/locked/{i}" for i in range(150)]
         assert sorted(answered_paths(server, paths, concurrency=50)) == sorted(paths)  # visitors never wait
-        wait_for(lambda: server.health()["counters"]["spooled"] >= 150)
-        health = server.health()
-        assert health["storage_ok"] is False
-        assert health["counters"]["stored"] == 0
-        assert sorted(spooled_paths(server)) == sorted(paths)
+        health = wait_for(lambda: (h := server.health())["ingest"]["database_ok"] is False and h)
+        assert health["ready"] is False and health["journal"]["journaled"] == 150
+        assert health["ingest"]["backlog_hits"] > 0 and health["ingest"]["backlog_bytes"] > 0
+        assert any("database" in problem for problem in health["problems"])
         assert server.rows("path LIKE '/locked/%'") == []
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    wait_for(lambda: len(server.rows("path LIKE '/locked/%'")) == 150)
-    wait_for(lambda: server.health()["counters"]["replayed"] == 150 and server.health()["storage_ok"])
-    assert spooled_paths(server) == []
-    assert sorted(r["path"] for r in server.rows("path LIKE '/locked/%'")) == sorted(paths)
+    rows = server.wait_rows("path LIKE '/locked/%'", count=150)
+    assert sorted(r["path"] for r in rows) == sorted(paths)
+    health = wait_for(lambda: (h := server.health())["ready"] and h)
+    assert health["ingest"]["backlog_bytes"] == 0 and health["ingest"]["ingested"] == 150
+    assert server.stop() == 0
 
 
-def test_full_queue_and_shutdown_while_locked_lose_nothing(fresh_server):
-    server = fresh_server(queue_size=10, batch_size=5).start()
+def test_shutdown_while_locked_leaves_hits_in_the_journal_for_the_next_start(fresh_server):
+    server = fresh_server(stop_timeout_s=3).start()
     holder = lock_database(server)
     try:
         paths = [f"/overflow/{i}" for i in range(400)]
         assert sorted(answered_paths(server, paths, concurrency=100)) == sorted(paths)
-        assert server.stop() == 0  # drains into the spool: the database is still locked
-        assert sorted(spooled_paths(server)) == sorted(paths)
+        started = time.monotonic()
+        assert server.stop() == 0
+        assert time.monotonic() - started < 6
+        assert sum(p.stat().st_size for p in journal.segments(server.journal_dir)) > 0
         assert server.rows("path LIKE '/overflow/%'") == []
     finally:
         holder.execute("ROLLBACK")
@@ -137,19 +223,152 @@ def test_full_queue_and_shutdown_while_locked_lose_nothing(fresh_server):
     server.start()
     rows = server.wait_rows("path LIKE '/overflow/%'", count=400)
     assert sorted(r["path"] for r in rows) == sorted(paths)
-    assert spooled_paths(server) == []
-
-
-def test_a_spool_file_replayed_twice_adds_nothing_twice(fresh_server):
-    server = fresh_server().start()
-    response = server.request(target="/once")
-    row = server.row_for_port(response.local_port)
+    wait_for(lambda: journal.segments(server.journal_dir) == [] or
+             all(p.stat().st_size == 0 for p in journal.segments(server.journal_dir)) or
+             server.health()["ingest"]["backlog_bytes"] == 0)
     assert server.stop() == 0
-    # As if the process died after committing a replayed file but before deleting it.
-    columns = {k: v for k, v in row.items() if k != "id"}
-    server.spool_dir.mkdir(exist_ok=True)
-    (server.spool_dir / "00000000000000000001.ndjson").write_text(json.dumps(columns) + "\n")
+
+
+def journal_record(uid: str, path: str, ns: int | None = None) -> tuple:
+    """A record as a listener writes it (JOURNAL_FIELDS order)."""
+    values = {"uid": uid, "received_at_ns": ns or time.time_ns(), "node": "test-node", "host": b"seized-iptv.example",
+              "domain": "seized-iptv.example", "scheme": "http", "method": "GET", "raw_path": path.encode(), "query": b"",
+              "http_version": "1.1", "client_ip": "192.0.2.7", "client_port": 40000, "peer_ip": "192.0.2.7",
+              "peer_port": 40000, "server_port": 8080, "headers": [(b"host", b"seized-iptv.example")], "body_size": 0,
+              "body_sha256": None, "form_body": None, "status": 451, "duration_ms": 0.1, "error": None}
+    return tuple(values[name] for name in JOURNAL_FIELDS)
+
+
+def test_framing_is_length_and_crc32_as_documented():
+    payload = b"\x01\x02payload"
+    framed = journal.frame(payload)
+    length = len(payload).to_bytes(4, "little")
+    import zlib
+    assert framed == b"SZJ1" + length + zlib.crc32(length + payload).to_bytes(4, "little") + payload
+
+
+def test_a_record_ingested_twice_is_stored_once(fresh_server):
+    server = fresh_server()
+    server.journal_dir.mkdir(parents=True)
+    record = journal.encode(journal_record("feedfacefeedfacefeedface00000001", "/twice"))
+    (server.journal_dir / "copy.w9.00000000000000000001.jrn").write_bytes(record)
     server.start()
-    wait_for(lambda: not list(server.spool_dir.glob("*.ndjson")))
-    assert len(server.rows("path = '/once'")) == 1
-    assert os.path.exists(server.db_path)
+    server.wait_rows("path = '/twice'")
+    wait_for(lambda: not (server.journal_dir / "copy.w9.00000000000000000001.jrn").exists())
+    # As if a segment were restored from a backup after it had been ingested.
+    (server.journal_dir / "copy.w9.00000000000000000002.jrn").write_bytes(record)
+    wait_for(lambda: server.health()["ingest"]["duplicates"] == 1)
+    assert len(server.rows("path = '/twice'")) == 1
+    assert server.stop() == 0
+
+
+def test_torn_and_corrupt_records_are_skipped_as_recorded_gaps(fresh_server):
+    server = fresh_server()
+    server.journal_dir.mkdir(parents=True)
+    good = [journal.encode(journal_record(f"0000000000000000aaaa00000000000{i}", f"/torn/{i}")) for i in range(4)]
+    corrupt = bytearray(good[1])
+    corrupt[-3] ^= 0xFF  # a flipped bit in the payload: the checksum no longer matches
+    torn = good[2][: len(good[2]) // 2]  # a record cut off mid-write (power loss)
+    segment = good[0] + bytes(corrupt) + torn + good[3] + good[3][:10]
+    (server.journal_dir / "old.w0.00000000000000000001.jrn").write_bytes(segment)
+    (server.journal_dir / "noise.w0.00000000000000000002.jrn").write_bytes(os.urandom(5000))
+    server.start()  # nothing in a journal stops the service from starting
+    rows = server.wait_rows("path LIKE '/torn/%'", count=2)
+    assert sorted(r["path"] for r in rows) == ["/torn/0", "/torn/3"]
+    health = wait_for(lambda: (h := server.health())["ingest"]["gaps"] >= 3 and h)
+    with closing(sqlite3.connect(server.db_path)) as db:
+        gaps = db.execute("SELECT segment, offset, length, reason FROM journal_gaps ORDER BY id").fetchall()
+    old = [g for g in gaps if g[0].startswith("old.")]
+    assert [(g[1], g[2]) for g in old] == [(len(good[0]), len(corrupt) + len(torn)), (len(segment) - 10, 10)]
+    assert sum(g[2] for g in gaps if g[0].startswith("noise.")) == 5000
+    assert health["ingest"]["gap_bytes"] == len(corrupt) + len(torn) + 10 + 5000
+    server.request(target="/after-torn")  # and the service goes on
+    server.wait_rows("path = '/after-torn'")
+    assert server.stop() == 0
+
+
+def test_a_deleted_database_is_noticed_and_its_hits_wait_for_a_good_one(fresh_server):
+    server = fresh_server().start()
+    for i in range(5):
+        server.request(target=f"/gone/before-{i}")
+    server.wait_rows("path LIKE '/gone/before-%'", count=5)
+    backup = server.directory / "backup.db"
+    with closing(sqlite3.connect(server.db_path)) as source, closing(sqlite3.connect(backup)) as target:
+        source.backup(target)
+    for suffix in ("", "-wal", "-shm"):
+        (server.directory / f"seized.db{suffix}").unlink(missing_ok=True)
+    deleted = time.monotonic()
+    health = wait_for(lambda: (h := server.health())["ingest"]["database_ok"] is False and h, timeout=10, interval=0.05)
+    assert time.monotonic() - deleted < 2.5
+    assert health["ready"] is False and health["database"] is False
+    paths = [f"/gone/during-{i}" for i in range(20)]
+    for path in paths:
+        assert server.request(target=path).status == 451
+    assert server.health()["journal"]["journaled"] == 25
+    assert not server.db_path.exists()  # nothing creates an empty database behind the admin's back
+    shutil.copy(backup, server.directory / "restore.tmp")
+    os.replace(server.directory / "restore.tmp", server.db_path)
+    rows = server.wait_rows("path LIKE '/gone/%'", count=25)
+    assert sorted(r["path"] for r in rows) == sorted([f"/gone/before-{i}" for i in range(5)] + paths)
+    wait_for(lambda: server.health()["ready"])
+    assert server.stop() == 0
+
+
+def mount_tmpfs(path, size: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
+
+
+def fill(path) -> None:
+    """Take every free byte of the file system at `path`."""
+    fd = os.open(path / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        for size in (65536, 4096, 512, 64, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+
+
+def test_a_full_disk_still_answers_and_counts_exactly_what_it_could_not_save(fresh_server):
+    server = fresh_server(journal_held_limit=30, stop_timeout_s=5)
+    mount_tmpfs(server.journal_dir, "1m")
+    try:
+        server.start()
+        for i in range(5):
+            assert server.request(target=f"/full/ok-{i}").status == 451
+        server.wait_rows("path LIKE '/full/ok-%'", count=5)
+        fill(server.journal_dir)
+        for i in range(50):  # the disk is full: the notice is still served
+            assert server.request(target=f"/full/a-{i}").status == 451
+        health = server.health()
+        counted = health["journal"]
+        assert counted["received"] == 55
+        assert counted["journaled"] + counted["held"] + counted["lost"] == 55
+        assert counted["held"] <= 30  # memory stays bounded
+        assert counted["lost"] >= 50 - 30 - (counted["journaled"] - 5)
+        assert health["ready"] is False and any("lost" in p or "held" in p for p in health["problems"])
+        (server.journal_dir / "filler").unlink()  # space again: held hits are written, then ingested
+        health = wait_for(lambda: (h := server.health())["journal"]["held"] == 0 and h)
+        saved = health["journal"]["journaled"] - 5
+        rows = server.wait_rows("path LIKE '/full/a-%'", count=saved)
+        assert len(rows) == saved == 50 - health["journal"]["lost"]
+
+        fill(server.journal_dir)  # full again, and stopped while hits are held
+        for i in range(10):
+            assert server.request(target=f"/full/b-{i}").status == 451
+        before = server.health()["journal"]
+        started = time.monotonic()
+        assert server.stop() == 0
+        assert time.monotonic() - started < 10
+        log = server.log_path.read_text()
+        assert re.search(rf"{before['lost'] + before['held']} hits answered but not saved", log), log[-2000:]
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.stop(signal.SIGKILL)
+        subprocess.run(["umount", "-l", str(server.journal_dir)], check=False)
