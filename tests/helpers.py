@@ -86,7 +86,7 @@ def request(port: int, method: str = "GET", target: str = "/", host: str | bytes
 
 @dataclass
 class Server:
-    """A real `seized serve` subprocess on 127.0.0.1 with its own config, database and spool."""
+    """A real `seized serve` subprocess on 127.0.0.1 with its own config, data directory and database."""
 
     directory: Path
     settings: dict = field(default_factory=dict)
@@ -98,13 +98,13 @@ class Server:
         self.public_port = free_port()
         self.admin_port = free_port()
         self.db_path = self.directory / "seized.db"
-        self.spool_dir = self.directory / "spool"
+        self.journal_dir = self.directory / "journal"
         self.log_path = self.directory / "server.log"
         self.config_path = self.directory / "seized.toml"
         self.write_config()
 
     def write_config(self) -> None:
-        base = {"node": "test-node", "db": f"sqlite:///{self.db_path}", "spool_dir": str(self.spool_dir),
+        base = {"node": "test-node", "data_dir": str(self.directory), "db": f"sqlite:///{self.db_path}",
                 "video_dir": str(self.directory / "video"), "prerender_videos": False,
                 "public": f"127.0.0.1:{self.public_port}", "admin": f"127.0.0.1:{self.admin_port}"}
         base.update(self.settings)
@@ -124,10 +124,13 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited at start:\n{self.log_path.read_text()}")
             try:
-                if httpx.get(self.admin_url("/healthz"), timeout=1).status_code == 200:
+                ready = httpx.get(self.admin_url("/readyz"), timeout=1).json()
+                # Up: every listener worker and the ingest process run (the public port alone
+                # accepts connections as soon as the supervisor binds it).
+                if ready["workers"] and all(w["alive"] and w["pid"] for w in ready["workers"]) and ready["ingest"]["pid"]:
                     socket.create_connection(("127.0.0.1", self.public_port), timeout=1).close()
                     return self
-            except (httpx.HTTPError, OSError):
+            except (httpx.HTTPError, OSError, ValueError, KeyError):
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"server did not come up:\n{self.log_path.read_text()}")
@@ -181,7 +184,7 @@ class Server:
             return [dict(r) for r in db.execute(f"SELECT * FROM hits WHERE {where} ORDER BY id", params)]
 
     def wait_rows(self, where: str = "1", params: tuple = (), count: int = 1, timeout: float = 30) -> list[dict]:
-        """Rows matching `where`, once at least `count` of them are stored (the writer batches)."""
+        """Rows matching `where`, once at least `count` of them are stored (ingest batches)."""
         deadline = time.monotonic() + timeout
         while True:
             rows = self.rows(where, params)

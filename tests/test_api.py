@@ -145,9 +145,11 @@ def test_docs_and_probes(api_server):
     assert "swagger" in api_server.api("GET", "/docs").text.lower()
     assert api_server.api("GET", "/healthz").json()["status"] == "ok"
     ready = api_server.api("GET", "/readyz").json()
-    assert ready["ready"] and ready["database"] and ready["writer_alive"]
-    assert {"received", "stored", "spooled", "replayed"} <= set(ready["counters"])
-    assert ready["spool_bytes"] == 0
+    assert ready["ready"] and ready["database"] and ready["problems"] == []
+    assert ready["ingest"]["alive"] and ready["ingest"]["database_ok"]
+    assert all(worker["alive"] for worker in ready["workers"])
+    assert {"received", "journaled", "held", "lost"} <= set(ready["journal"])
+    assert ready["journal"]["lost"] == 0
 
 
 # -- hits ------------------------------------------------------------------------------------

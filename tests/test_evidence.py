@@ -56,7 +56,8 @@ def tampered(chained, tmp_path, *statements) -> dict:
     with closing(sqlite3.connect(chained.db_path)) as source, closing(sqlite3.connect(copy)) as target:
         source.backup(target)  # the WAL's content included
     with closing(sqlite3.connect(copy)) as db, db:  # an attacker with the file can drop the append-only triggers
-        db.execute("DROP TRIGGER hits_no_update")
+        for trigger in ("hit_rows_no_update", "hit_rows_no_delete", "header_sets_no_update"):
+            db.execute(f"DROP TRIGGER {trigger}")
         for statement in statements:
             db.execute(*([statement] if isinstance(statement, str) else statement))
     return report(copy)
@@ -74,13 +75,16 @@ def test_an_untouched_chain_verifies(chained):
 
 
 @pytest.mark.parametrize("statements, broken_id, reason", [
-    (["UPDATE hits SET client_ip = '203.0.113.9' WHERE id = 17"], 17, "edited"),
-    (["UPDATE hits SET headers = replace(headers, 'Player', 'Playa') WHERE id = 5"], 5, "edited"),
-    (["DELETE FROM hits WHERE id = 20"], 21, "deleted, inserted or moved"),
-    (["UPDATE hits SET id = id + 1000 WHERE id > 30", "CREATE TEMP TABLE forged AS SELECT * FROM hits WHERE id = 30",
+    # The hits are stored in hit_rows and header_sets (the view `hits` reads them): that is what an attacker edits.
+    (["UPDATE hit_rows SET client_ip = '203.0.113.9' WHERE id = 17"], 17, "edited"),
+    (["UPDATE header_sets SET headers = replace(headers, 'Player', 'Playa') WHERE id = (SELECT header_set FROM hit_rows WHERE id = 5)"],
+     5, "edited"),
+    (["DELETE FROM hit_rows WHERE id = 20"], 21, "deleted, inserted or moved"),
+    (["UPDATE hit_rows SET id = id + 1000 WHERE id > 30", "CREATE TEMP TABLE forged AS SELECT * FROM hits WHERE id = 30",
       "UPDATE forged SET id = 31, uid = 'forged-uid', client_ip = '198.51.100.1'", "INSERT INTO hits SELECT * FROM forged"],
      31, "edited"),  # a row inserted with a copied hash
-    (["UPDATE hits SET id = -10 WHERE id = 10", "UPDATE hits SET id = 10 WHERE id = 11", "UPDATE hits SET id = 11 WHERE id = -10"],
+    (["UPDATE hit_rows SET id = -10 WHERE id = 10", "UPDATE hit_rows SET id = 10 WHERE id = 11",
+      "UPDATE hit_rows SET id = 11 WHERE id = -10"],
      10, "deleted, inserted or moved"),
 ])
 def test_each_kind_of_tampering_is_detected(chained, tmp_path, statements, broken_id, reason):
@@ -101,13 +105,13 @@ def test_a_forged_row_with_a_valid_hash_inserted_mid_chain_is_detected(chained, 
     text = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     forged["hash"] = hashlib.sha256((forged["prev_hash"] + text).encode("utf-8")).hexdigest()
     insert = (f"INSERT INTO hits ({', '.join(forged)}) VALUES ({', '.join('?' * len(forged))})", tuple(forged.values()))
-    result = tampered(chained, tmp_path, "UPDATE hits SET id = id + 1000 WHERE id > 30", insert)
+    result = tampered(chained, tmp_path, "UPDATE hit_rows SET id = id + 1000 WHERE id > 30", insert)
     first_break = result["nodes"][0]["first_break"]
     assert result["exit"] == 1 and first_break["id"] == 1031 and "deleted, inserted or moved" in first_break["reason"]
 
 
 def test_deleting_the_newest_hits_is_caught_by_the_checkpoint(chained, tmp_path):
-    result = tampered(chained, tmp_path, "DELETE FROM hits WHERE id > 37")
+    result = tampered(chained, tmp_path, "DELETE FROM hit_rows WHERE id > 37")
     node = result["nodes"][0]
     assert result["exit"] == 1 and node["first_break"] is None and node["hits"] == 37
     assert "deleted from its end" in node["checkpoints"][-1]["problem"]
@@ -153,7 +157,7 @@ def test_signed_checkpoints(tmp_path):
     assert broken["nodes"][0]["checkpoints"][1]["problem"] == "the chain at this position differs from the checkpoint"
 
 
-def test_spooled_hits_join_the_chain_when_replayed(tmp_path):
+def test_hits_journaled_while_the_database_is_locked_join_the_chain(tmp_path):
     server = Server(tmp_path).start()
     try:
         for i in range(5):
@@ -165,11 +169,13 @@ def test_spooled_hits_join_the_chain_when_replayed(tmp_path):
             server.request(target=f"/during/{i}")
         import time
         deadline = time.monotonic() + 30
-        while server.health()["counters"]["spooled"] < 20 and time.monotonic() < deadline:
+        while server.health()["journal"]["journaled"] < 25 and time.monotonic() < deadline:
             time.sleep(0.1)
+        assert server.health()["journal"]["journaled"] == 25
+        assert len(server.rows("path LIKE '/during/%'")) == 0  # still waiting in the journal
         holder.execute("ROLLBACK")
         holder.close()
-        server.wait_rows(count=25)
+        assert len(server.wait_rows(count=25)) == 25
     finally:
         assert server.stop() == 0
     assert report(server.db_path)["ok"]
