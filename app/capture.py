@@ -47,11 +47,17 @@ class Hit:
     uid: str | None = None
 
 
+def make_uid(received_at_ns: int, source: str, sequence: int) -> str:
+    """32 hex digits: the time first, so uids sort roughly by time."""
+    return f"{received_at_ns:016x}{source}{sequence & 0xFFFFFFFF:08x}"
+
+
 # What a listener worker writes to the journal for each hit, in this order (journal.py): the
-# request as received and what was answered. Everything derived (client kind, account, redaction,
+# request as received and what was answered. `source` (random per worker process) and `sequence`
+# (its counter) make the hit's uid, with its time: unique across workers, nodes and restarts. Everything derived (client kind, account, redaction,
 # HMAC, GeoIP, the chain) is done by the ingest process, off the request path.
 JOURNAL_FIELDS = (
-    "uid", "received_at_ns", "node", "host", "domain", "scheme", "method", "raw_path", "query", "http_version",
+    "source", "sequence", "received_at_ns", "node", "host", "domain", "scheme", "method", "raw_path", "query", "http_version",
     "client_ip", "client_port", "peer_ip", "peer_port", "server_port", "headers", "body_size", "body_sha256",
     "form_body", "status", "duration_ms", "error",
 )

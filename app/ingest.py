@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from . import journal
-from .capture import JOURNAL_FIELDS, Hit
+from .capture import JOURNAL_FIELDS, Hit, make_uid
 from .clients import classify
 from .config import Settings
 from .evidence import NODE, chain_rows, checkpoint_message, load_signing_key, public_key_hex, sign
@@ -38,6 +38,7 @@ IDLE = 0.05  # seconds between passes when the journal has nothing new
 CHECK_DATABASE = 0.5  # seconds between checks that the database file is still the one we write
 READ_CAP = 64 * 1024 * 1024  # bytes of a segment read per pass
 FIELD_COUNT = len(JOURNAL_FIELDS)
+RECEIVED_AT = JOURNAL_FIELDS.index("received_at_ns")
 
 
 class DatabaseUnavailable(Exception):
@@ -66,6 +67,8 @@ class HitDecoder:
         if len(record) != FIELD_COUNT:
             raise ValueError(f"a journal record of {len(record)} fields, expected {FIELD_COUNT}")
         fields = dict(zip(JOURNAL_FIELDS, record))
+        fields["uid"] = make_uid(fields["received_at_ns"], fields.pop("source"), fields.pop("sequence"))
+        fields["duration_ms"] = round(fields["duration_ms"], 3)
         headers = fields["headers"] = tuple(fields["headers"])
         if fields["form_body"] is None:
             key = (fields["raw_path"], fields["query"], headers)
@@ -269,7 +272,7 @@ class Ingest:
             except (ValueError, TypeError) as error:
                 gaps.append({"segment": segment, "offset": position, "length": 0, "reason": f"unusable record: {error}"})
         if records:
-            self.counters["oldest_pending_ns"] = records[-1][1]
+            self.counters["oldest_pending_ns"] = records[-1][RECEIVED_AT]
         rows = self.builder.rows(hits)
         if rows:
             present = await self.store.existing_uids([row[0] for row in rows])

@@ -47,9 +47,8 @@ class _Clock:
 
 def serialize(status: int, header_block: bytes, body: bytes, head_only: bool, close: bool) -> bytes:
     """The response bytes; `header_block` is the header lines, content-length included."""
-    status_line = STATUS_LINES.get(status) or f"HTTP/1.1 {status} Status\r\n".encode("ascii")
-    end = b"connection: close\r\n\r\n" if close else b"\r\n"
-    return b"".join((status_line, _Clock.date(), header_block, end, b"" if head_only else body))
+    return b"".join((STATUS_LINES.get(status) or b"HTTP/1.1 %d Status\r\n" % status, _Clock.date(), header_block,
+                     b"connection: close\r\n\r\n" if close else b"\r\n", b"" if head_only else body))
 
 
 class _Slot:
@@ -194,6 +193,12 @@ class HttpConnection(asyncio.Protocol):
             method, raw_path, query, parser.get_http_version(), self.headers, self.peer, self.server, self.received_ns,
             self.started, self.body_size, self.body_digest.hexdigest() if self.body_digest is not None else None,
             b"".join(self.form) if self.form else None)
+        if answer.__class__ is tuple and not self.queue:  # the common case: answered at once
+            self.transport.write(serialize(*answer, method == "HEAD", not keep_alive))
+            if not keep_alive:
+                self.closing = True
+                self.transport.close()
+            return
         slot = _Slot()
         self.queue.append(slot)
         if isinstance(answer, tuple):

@@ -53,9 +53,15 @@ def header_block(headers) -> bytes:
 
 
 def display_time(ns: int) -> str:
-    """'2026-11-23 06:00:25.123 UTC'."""
-    seconds, rest = divmod(ns, 1_000_000_000)
-    return f"{utc_second(seconds, ' ')}.{rest // 1_000_000:03d} UTC"
+    """'2026-11-23 06:00:25.123 UTC'; the last one is remembered (a busy millisecond asks often)."""
+    millisecond = ns // 1_000_000
+    if millisecond != _last_display[0]:
+        seconds, rest = divmod(millisecond, 1000)
+        _last_display[:] = millisecond, f"{utc_second(seconds, ' ')}.{rest:03d} UTC"
+    return _last_display[1]
+
+
+_last_display: list = [None, ""]
 
 
 def video_lines(texts: dict[str, str], notice: Notice) -> tuple[str, ...]:
@@ -78,9 +84,9 @@ class PublicApp:
         self.assets = assets
         self.languages = languages
         self.journal = journal
-        # A hit's uid: its time, this process's random prefix and a counter; unique across
-        # workers, nodes and restarts, and fixed in the journal, so ingesting twice adds nothing.
-        self._uid_prefix = os.urandom(4).hex()
+        # A hit's uid: its time, this process's random source and a counter (capture.make_uid);
+        # fixed in the journal, so ingesting a record twice adds nothing.
+        self._source = os.urandom(4).hex()
         self._sequence = itertools.count()
         self.videos = videos
         self.notice_headers = lru_cache(maxsize=4096)(self._notice_headers)
@@ -210,10 +216,9 @@ class PublicApp:
             status, response_headers, body = notice.status, FALLBACK_HEADERS, FALLBACK_PAGE
 
         self.journal.append(encode((
-            f"{received_ns:016x}{self._uid_prefix}{next(self._sequence) & 0xFFFFFFFF:08x}", received_ns, self.node,
-            host, notice.domain, scheme, method, raw_path, query, http_version, client_ip, client_port, peer_ip,
-            peer_port, server[1] if server else None, headers, body_size, body_sha256, form_body, status,
-            round((time.perf_counter() - started) * 1000, 3), error,
+            self._source, next(self._sequence), received_ns, self.node, host, notice.domain, scheme, method, raw_path,
+            query, http_version, client_ip, client_port, peer_ip, peer_port, server[1] if server else None, headers,
+            body_size, body_sha256, form_body, status, (time.perf_counter() - started) * 1000, error,
         )))
         if not isinstance(response_headers, bytes):
             response_headers = header_block(response_headers)

@@ -229,9 +229,9 @@ def test_shutdown_while_locked_leaves_hits_in_the_journal_for_the_next_start(fre
     assert server.stop() == 0
 
 
-def journal_record(uid: str, path: str, ns: int | None = None) -> tuple:
+def journal_record(sequence: int, path: str, ns: int | None = None) -> tuple:
     """A record as a listener writes it (JOURNAL_FIELDS order)."""
-    values = {"uid": uid, "received_at_ns": ns or time.time_ns(), "node": "test-node", "host": b"seized-iptv.example",
+    values = {"source": "feedface", "sequence": sequence, "received_at_ns": ns or time.time_ns(), "node": "test-node", "host": b"seized-iptv.example",
               "domain": "seized-iptv.example", "scheme": "http", "method": "GET", "raw_path": path.encode(), "query": b"",
               "http_version": "1.1", "client_ip": "192.0.2.7", "client_port": 40000, "peer_ip": "192.0.2.7",
               "peer_port": 40000, "server_port": 8080, "headers": [(b"host", b"seized-iptv.example")], "body_size": 0,
@@ -250,7 +250,7 @@ def test_framing_is_length_and_crc32_as_documented():
 def test_a_record_ingested_twice_is_stored_once(fresh_server):
     server = fresh_server()
     server.journal_dir.mkdir(parents=True)
-    record = journal.encode(journal_record("feedfacefeedfacefeedface00000001", "/twice"))
+    record = journal.encode(journal_record(1, "/twice"))
     (server.journal_dir / "copy.w9.00000000000000000001.jrn").write_bytes(record)
     server.start()
     server.wait_rows("path = '/twice'")
@@ -265,7 +265,7 @@ def test_a_record_ingested_twice_is_stored_once(fresh_server):
 def test_torn_and_corrupt_records_are_skipped_as_recorded_gaps(fresh_server):
     server = fresh_server()
     server.journal_dir.mkdir(parents=True)
-    good = [journal.encode(journal_record(f"0000000000000000aaaa00000000000{i}", f"/torn/{i}")) for i in range(4)]
+    good = [journal.encode(journal_record(100 + i, f"/torn/{i}")) for i in range(4)]
     corrupt = bytearray(good[1])
     corrupt[-3] ^= 0xFF  # a flipped bit in the payload: the checksum no longer matches
     torn = good[2][: len(good[2]) // 2]  # a record cut off mid-write (power loss)
