@@ -24,11 +24,12 @@ $(STAMP): pyproject.toml
 
 # The notice page is tested in Debian's headless Chromium (Playwright drives it; it never downloads a browser).
 chromium:
-	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends chromium; }
 
+# One table: seized vs nginx on the same bytes, open-loop latency, workers, hits lost, SIGKILL, storage
+# and export (bench/pipeline.py --help). Needs wrk and nginx from Debian. `make bench BENCH_ARGS=--quick`.
 bench: $(STAMP)
-	$(BIN)/python bench/notice.py
-	$(BIN)/python bench/query.py
+	$(BIN)/python bench/pipeline.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data *.egg-info
