@@ -15,8 +15,7 @@ RUN mkdir -p data && chown seized data
 # Installed as a package, the app finds its templates and stylesheet here.
 ENV SEIZED_TEMPLATES_DIR=/srv/seized/templates \
     SEIZED_STATIC_DIR=/srv/seized/static \
-    SEIZED_DB=sqlite:////srv/seized/data/seized.db \
-    SEIZED_SPOOL_DIR=/srv/seized/data/spool
+    SEIZED_DATA_DIR=/srv/seized/data
 
 USER seized
 VOLUME /srv/seized/data

@@ -26,7 +26,8 @@ log = logging.getLogger("seized.listener")
 
 HEAD_CAP = 64 * 1024  # bytes of request line and headers; more is answered 431 (and logged)
 KEEPALIVE_TIMEOUT = 5.0  # an idle keep-alive connection is closed after this
-REQUEST_TIMEOUT = 30.0  # a request still incomplete after this much silence is closed
+REQUEST_TIMEOUT = 30.0
+LARGE_BODY = 64 * 1024  # a request still incomplete after this much silence is closed
 STATUS_LINES = {status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode("ascii") for status in HTTPStatus}
 
 
@@ -194,7 +195,12 @@ class HttpConnection(asyncio.Protocol):
             self.started, self.body_size, self.body_digest.hexdigest() if self.body_digest is not None else None,
             b"".join(self.form) if self.form else None)
         if answer.__class__ is tuple and not self.queue:  # the common case: answered at once
-            self.transport.write(serialize(*answer, method == "HEAD", not keep_alive))
+            status, block, body = answer
+            if len(body) > LARGE_BODY and method != "HEAD":  # a video: sent as is, not copied behind its head
+                self.transport.write(serialize(status, block, b"", True, not keep_alive))
+                self.transport.write(body)
+            else:
+                self.transport.write(serialize(status, block, body, method == "HEAD", not keep_alive))
             if not keep_alive:
                 self.closing = True
                 self.transport.close()

@@ -111,11 +111,14 @@ class PublicApp:
         """A parsed request -> (status, header block, body), its hit journaled first; or, for a
         stream URL whose video must be read or rendered, an awaitable of the same."""
         client = self._classify(raw_path, query, form_body, headers)
+        prepared = None
         if (client.route == "stream" or client.route == "video") and self.assets.get(raw_path) is None:
-            return self._answer_video(client, received_ns, started, method, raw_path, query, http_version, headers,
-                                      peer, server, body_size, body_sha256, form_body)
+            prepared = self._video_now(client, raw_path, headers, server)
+            if prepared is None:
+                return self._answer_video(client, received_ns, started, method, raw_path, query, http_version, headers,
+                                          peer, server, body_size, body_sha256, form_body)
         return self.answer(received_ns, started, method, raw_path, query, http_version, headers, peer, server, "http",
-                           client, None, body_size, body_sha256, form_body)
+                           client, prepared or None, body_size, body_sha256, form_body)
 
     def _classify(self, raw_path: bytes, query: bytes, form_body, headers) -> ClientInfo:
         """classify(), remembered: a box repeats the same request with the same headers all day."""
@@ -153,32 +156,54 @@ class PublicApp:
             lang = self._languages_chosen[key] = choose_language(accept_language.decode("latin-1"), self.languages, default)
         return lang
 
-    async def _video(self, client: ClientInfo, raw_path: bytes, headers, server):
-        """A stream URL: the notice video in the container its extension asks for."""
+    def _video_plan(self, client: ClientInfo, raw_path: bytes, headers, server):
+        """A stream URL: what to answer it with. Either a response (an HLS playlist), or which file
+        of the notice video, as (lines, file name, content type)."""
+        host, accept_language, notice = self._notice_for(headers)
+        lang = self._language(accept_language, notice.language)
+        extension, segment = client.extension, None
+        own = VIDEO_PATH.match(raw_path.decode("latin-1"))
+        if own:  # our own links: /_seized/video/<lang>.<ext> and /_seized/video/<lang>/seg<i>.ts
+            lang = own.group(1) if own.group(1) in self.languages else lang
+            extension, segment = own.group(2) or "ts", own.group(3)
+        if extension == "m3u8":
+            base = self._base_url(host, "http", server)[0]
+            return 200, [(b"content-type", HLS_TYPE), *NO_STORE], hls_playlist(lambda i: f"{base}/_seized/video/{lang}/seg{i}.ts")
+        if segment is not None:
+            name, content_type = f"seg{segment}.ts", TS_TYPE
+        elif extension in VOD_EXTENSIONS:
+            name, content_type = "notice.mp4", MP4_TYPE
+        else:
+            name, content_type = "notice.ts", TS_TYPE
+        return self.video_lines(notice, lang), name, content_type
+
+    def _video_now(self, client: ClientInfo, raw_path: bytes, headers, server):
+        """The answer to a stream URL if it needs no waiting (a playlist, or a video file already in
+        memory); else None. Failures fall back to the HTML notice (`False`)."""
         try:
-            host, accept_language, notice = self._notice_for(headers)
-            lang = self._language(accept_language, notice.language)
-            extension, segment = client.extension, None
-            own = VIDEO_PATH.match(raw_path.decode("latin-1"))
-            if own:  # our own links: /_seized/video/<lang>.<ext> and /_seized/video/<lang>/seg<i>.ts
-                lang = own.group(1) if own.group(1) in self.languages else lang
-                extension, segment = own.group(2) or "ts", own.group(3)
-            if extension == "m3u8":
-                base = self._base_url(host, "http", server)[0]
-                body = hls_playlist(lambda i: f"{base}/_seized/video/{lang}/seg{i}.ts")
-                return 200, [(b"content-type", HLS_TYPE), *NO_STORE], body
-            if segment is not None:
-                name, content_type = f"seg{segment}.ts", TS_TYPE
-            elif extension in VOD_EXTENSIONS:
-                name, content_type = "notice.mp4", MP4_TYPE
-            else:
-                name, content_type = "notice.ts", TS_TYPE
-            data = await self.videos.file(list(self.video_lines(notice, lang)), name)
-            range_header = next((v.decode("latin-1") for k, v in headers if k == b"range"), None)
-            return ranged(data, content_type, range_header, NO_STORE)
+            plan = self._video_plan(client, raw_path, headers, server)
+            if isinstance(plan[0], int):
+                return plan
+            lines, name, content_type = plan
+            data = self.videos.cached(lines, name)
+            return None if data is None else self._ranged(data, content_type, headers)
+        except Exception:
+            log.exception("the notice video failed; answering with the HTML notice")
+            return False
+
+    async def _video(self, client: ClientInfo, raw_path: bytes, headers, server):
+        """A stream URL whose video file must be read or rendered first."""
+        try:
+            lines, name, content_type = self._video_plan(client, raw_path, headers, server)
+            return self._ranged(await self.videos.file(list(lines), name), content_type, headers)
         except Exception:
             log.exception("the notice video failed; answering with the HTML notice")
             return None
+
+    @staticmethod
+    def _ranged(data: bytes, content_type: bytes, headers):
+        range_header = next((v.decode("latin-1") for k, v in headers if k == b"range"), None)
+        return ranged(data, content_type, range_header, NO_STORE)
 
     @staticmethod
     def _base_url(host: bytes, scheme: str, server) -> tuple[str, str, int]:

@@ -6,6 +6,7 @@ cached on disk under a name derived from their content, so a changed notice rend
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 import re
@@ -112,6 +113,12 @@ def ranged(body: bytes, content_type: bytes, range_header: str | None, extra_hea
     return 206, [*headers, (b"content-range", f"bytes {first}-{last}/{len(body)}".encode())], body[first:last + 1]
 
 
+@functools.lru_cache(maxsize=1024)  # asked for every stream request
+def _key(lines: tuple[str, ...]) -> str:
+    material = "\n".join([f"{WIDTH}x{HEIGHT}@{FPS}/{SEGMENT_SECONDS}x{SEGMENTS}", *lines])
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()[:20]
+
+
 class NoticeVideos:
     """Rendered videos, on disk and in memory, one set per distinct notice text."""
 
@@ -121,9 +128,8 @@ class NoticeVideos:
         self._locks: dict[str, asyncio.Lock] = {}
 
     @staticmethod
-    def key(lines: list[str]) -> str:
-        material = "\n".join([f"{WIDTH}x{HEIGHT}@{FPS}/{SEGMENT_SECONDS}x{SEGMENTS}", *lines])
-        return hashlib.sha256(material.encode("utf-8")).hexdigest()[:20]
+    def key(lines) -> str:
+        return _key(tuple(lines))
 
     def rendered(self, lines: list[str]) -> bool:
         folder = self.directory / self.key(lines)
@@ -135,6 +141,10 @@ class NoticeVideos:
         if not self.rendered(lines):
             render(lines, folder)
         return folder
+
+    def cached(self, lines: list[str], name: str) -> bytes | None:
+        """The file if it is in memory already (no waiting), else None."""
+        return self._memory.get((self.key(lines), name))
 
     async def file(self, lines: list[str], name: str) -> bytes:
         """One file of the notice's video, rendered in a worker thread the first time it is asked for."""
