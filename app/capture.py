@@ -54,7 +54,8 @@ def make_uid(received_at_ns: int, source: str, sequence: int) -> str:
 
 # What a listener worker writes to the journal for each hit, in this order (journal.py): the
 # request as received and what was answered. `source` (random per worker process) and `sequence`
-# (its counter) make the hit's uid, with its time: unique across workers, nodes and restarts. Everything derived (client kind, account, redaction,
+# (its counter) make the hit's uid, with its time: unique across workers, nodes and restarts.
+# `headers` is journal.pack_headers() of the (name, value) list. Everything derived (client kind, account, redaction,
 # HMAC, GeoIP, the chain) is done by the ingest process, off the request path.
 JOURNAL_FIELDS = (
     "source", "sequence", "received_at_ns", "node", "host", "domain", "scheme", "method", "raw_path", "query", "http_version",

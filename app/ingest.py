@@ -62,6 +62,7 @@ class HitDecoder:
 
     def __init__(self):
         self._clients: dict[tuple, object] = {}
+        self._headers: dict[bytes, tuple] = {}
 
     def hit(self, record: tuple) -> Hit:
         if len(record) != FIELD_COUNT:
@@ -69,7 +70,13 @@ class HitDecoder:
         fields = dict(zip(JOURNAL_FIELDS, record))
         fields["uid"] = make_uid(fields["received_at_ns"], fields.pop("source"), fields.pop("sequence"))
         fields["duration_ms"] = round(fields["duration_ms"], 3)
-        headers = fields["headers"] = tuple(fields["headers"])
+        packed = fields["headers"]
+        headers = self._headers.get(packed)
+        if headers is None:
+            if len(self._headers) >= self.LIMIT:
+                self._headers.clear()
+            headers = self._headers[packed] = journal.unpack_headers(packed)
+        fields["headers"] = headers
         if fields["form_body"] is None:
             key = (fields["raw_path"], fields["query"], headers)
             client = self._clients.get(key)
@@ -269,7 +276,7 @@ class Ingest:
         for record in records:
             try:
                 hits.append(self.decoder.hit(record))
-            except (ValueError, TypeError) as error:
+            except (ValueError, TypeError, EOFError) as error:
                 gaps.append({"segment": segment, "offset": position, "length": 0, "reason": f"unusable record: {error}"})
         if records:
             self.counters["oldest_pending_ns"] = records[-1][RECEIVED_AT]

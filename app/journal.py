@@ -46,6 +46,19 @@ def encode(record: tuple) -> bytes:
     return frame(marshal.dumps(record, MARSHAL_VERSION))
 
 
+def pack_headers(headers: tuple) -> bytes:
+    """A request's header list as one bytes value of its record: a client repeats the same header
+    set request after request, so both ends encode and decode each distinct one once."""
+    return marshal.dumps(headers, MARSHAL_VERSION)
+
+
+def unpack_headers(packed: bytes) -> tuple:
+    headers = marshal.loads(packed)
+    if not isinstance(headers, tuple) or not all(isinstance(pair, tuple) and len(pair) == 2 for pair in headers):
+        raise ValueError("a journal record's headers are not (name, value) pairs")
+    return headers
+
+
 # -- writing (listener workers) ---------------------------------------------------------------
 
 class JournalWriter:

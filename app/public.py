@@ -18,7 +18,7 @@ from .assets import Assets
 from .capture import ClientResolver
 from .clients import VOD_EXTENSIONS, ClientInfo, classify
 from .domains import DomainTable, Notice
-from .journal import encode
+from .journal import encode, pack_headers
 from .notice.html import HtmlNotice
 from .notice.iptv import RESPONDERS, IptvNotice
 from .notice.texts import choose_language
@@ -92,6 +92,7 @@ class PublicApp:
         self.notice_headers = lru_cache(maxsize=4096)(self._notice_headers)
         self.video_lines = lru_cache(maxsize=4096)(self._video_lines)
         self._classified: dict[tuple, ClientInfo] = {}
+        self._packed_headers: dict[tuple, bytes] = {}
         self._languages_chosen: dict[tuple[bytes, str], str] = {}
 
     @staticmethod
@@ -131,6 +132,15 @@ class PublicApp:
                 self._classified.clear()
             client = self._classified[key] = classify(raw_path, query, None, headers)
         return client
+
+    def _pack_headers(self, headers) -> bytes:
+        key = tuple(headers)
+        packed = self._packed_headers.get(key)
+        if packed is None:
+            if len(self._packed_headers) >= CLASSIFY_CACHE:
+                self._packed_headers.clear()
+            packed = self._packed_headers[key] = pack_headers(key)
+        return packed
 
     async def _answer_video(self, client: ClientInfo, received_ns, started, method, raw_path, query, http_version,
                             headers, peer, server, body_size, body_sha256, form_body):
@@ -242,8 +252,8 @@ class PublicApp:
 
         self.journal.append(encode((
             self._source, next(self._sequence), received_ns, self.node, host, notice.domain, scheme, method, raw_path,
-            query, http_version, client_ip, client_port, peer_ip, peer_port, server[1] if server else None, headers,
-            body_size, body_sha256, form_body, status, (time.perf_counter() - started) * 1000, error,
+            query, http_version, client_ip, client_port, peer_ip, peer_port, server[1] if server else None,
+            self._pack_headers(headers), body_size, body_sha256, form_body, status, (time.perf_counter() - started) * 1000, error,
         )))
         if not isinstance(response_headers, bytes):
             response_headers = header_block(response_headers)

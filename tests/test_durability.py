@@ -234,7 +234,8 @@ def journal_record(sequence: int, path: str, ns: int | None = None) -> tuple:
     values = {"source": "feedface", "sequence": sequence, "received_at_ns": ns or time.time_ns(), "node": "test-node", "host": b"seized-iptv.example",
               "domain": "seized-iptv.example", "scheme": "http", "method": "GET", "raw_path": path.encode(), "query": b"",
               "http_version": "1.1", "client_ip": "192.0.2.7", "client_port": 40000, "peer_ip": "192.0.2.7",
-              "peer_port": 40000, "server_port": 8080, "headers": [(b"host", b"seized-iptv.example")], "body_size": 0,
+              "peer_port": 40000, "server_port": 8080, "headers": journal.pack_headers(((b"host", b"seized-iptv.example"),)),
+              "body_size": 0,
               "body_sha256": None, "form_body": None, "status": 451, "duration_ms": 0.1, "error": None}
     return tuple(values[name] for name in JOURNAL_FIELDS)
 
