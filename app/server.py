@@ -202,7 +202,20 @@ async def serve(settings: Settings) -> None:
     setup_logging("main")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
-    store = await open_store(settings.db)
+    sock = public_socket(settings.public)  # first: a port in use stops us before anything starts
+    try:
+        store = await open_store(settings.db)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        await _serve(settings, sock, store)
+    finally:
+        sock.close()
+        await store.close()
+
+
+async def _serve(settings: Settings, sock: socket.socket, store) -> None:
     db_path = sqlite_path(settings.db)
     db_identity = file_identity(db_path)
     await seed_domains(store, settings)
@@ -215,7 +228,6 @@ async def serve(settings: Settings) -> None:
     domains_file = settings.run_dir / "domains.json"
     write_table_file(domains_file, await store.list_domains())
 
-    sock = public_socket(settings.public)
     pipeline = Pipeline(settings, sock)
     pipeline.start()
 
@@ -286,19 +298,19 @@ async def serve(settings: Settings) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.to_thread(pipeline.stop)
-        sock.close()
         management.should_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(serving, settings.stop_timeout_s * 0.1 + 1)
         final = pipeline.status()
         (settings.run_dir / "status.json").write_text(json.dumps(final))
-        await store.close()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         log.info("seized stopped: %d hits received, %d journaled, %d lost; %d ingested, ~%d hits (%d bytes) left in the "
                  "journal for the next start", final["journal"]["received"], final["journal"]["journaled"],
                  final["journal"]["lost"], final["ingest"]["ingested"], final["ingest"]["backlog_hits"],
                  final["ingest"]["backlog_bytes"])
+    if not stopping.is_set():  # the management listener ended on its own: it could not start
+        raise SystemExit(f"the management listener on {settings.admin} stopped; see the log above")
 
 
 def run(settings: Settings) -> None:
