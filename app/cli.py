@@ -274,7 +274,7 @@ def hits_export(
             async def export(store):
                 exporter, count = Exporter(format.value), 0
                 target.write(exporter.start())
-                async for rows in store.iter_hits(filters):
+                async for rows in store.iter_hits(filters, format.value):
                     target.write(exporter.rows(rows))
                     count += len(rows)
                 return count

@@ -21,8 +21,11 @@ GROUP_SQL = {
     "account": "account",
     "client_kind": "client_kind",
     "domain": "domain",
-    "hour": "substr(received_at, 1, 13) || ':00Z'",
-    "day": "substr(received_at, 1, 10)",
+    # over hit_rows (store/layout.py): received_us is microseconds, or a non-canonical stamp as text
+    "hour": "CASE WHEN typeof(received_us) = 'integer' THEN strftime('%Y-%m-%dT%H:00Z', received_us / 1000000, 'unixepoch') "
+            "ELSE substr(received_us, 1, 13) || ':00Z' END",
+    "day": "CASE WHEN typeof(received_us) = 'integer' THEN strftime('%Y-%m-%d', received_us / 1000000, 'unixepoch') "
+           "ELSE substr(received_us, 1, 10) END",
     "client_ip": "client_ip",
 }
 # What an investigator sees of a hit: every stored field but the internal CIDR key.
@@ -32,6 +35,7 @@ RECORD_FIELDS = (
     "body_sha256", "status", "duration_ms", "error", "client_kind", "account", "device", "password_hmac", "country", "city", "asn", "as_org", "prev_hash", "hash",
 )
 MAX_PAGE = 1000
+HEADERS, DEVICE = RECORD_FIELDS.index("headers"), RECORD_FIELDS.index("device")
 
 
 class HitFilter(BaseModel):
@@ -87,7 +91,11 @@ class HitFilter(BaseModel):
         """The filters that were given, as JSON-ready values (for the audit log)."""
         return {k: (utc_text(v) if isinstance(v, datetime) else v) for k, v in self.model_dump().items() if v is not None}
 
-    def where(self) -> tuple[str, list]:
+    def where(self, text_keys: bool = False) -> tuple[str, list]:
+        """SQL over the columns of hit_rows (store/layout.py) and its parameters. `text_keys`: some
+        rows hold client_ip_key as hex text (inserted through the view), so match that form too."""
+        from .store.layout import received_us  # not at the top: the store imports this module
+
         clauses, params = [], []
 
         def add(clause: str, *values) -> None:
@@ -95,24 +103,33 @@ class HitFilter(BaseModel):
             params.extend(values)
 
         if self.since is not None:
-            add("received_at >= ?", utc_text(self.since))
+            add("received_us >= ?", received_us(utc_text(self.since)))
         if self.until is not None:
-            add("received_at < ?", utc_text(self.until))
+            add("received_us < ?", received_us(utc_text(self.until)))
         if self.domain is not None:
             add("domain = ?", self.domain)
-        if self.ip is not None:
-            add("client_ip = ?", self.ip)
+        if self.ip is not None:  # the key is indexed; the text tells 1.2.3.4 from ::ffff:1.2.3.4
+            key = ip_key(self.ip)
+            if text_keys:
+                add("client_ip_key IN (?, ?) AND client_ip = ?", bytes.fromhex(key), key, self.ip)
+            else:
+                add("client_ip_key = ? AND client_ip = ?", bytes.fromhex(key), self.ip)
         if self.cidr is not None:
             network = ipaddress.ip_network(self.cidr)
-            add("client_ip_key BETWEEN ? AND ?", ip_key(str(network[0])), ip_key(str(network[-1])))
+            low, high = ip_key(str(network[0])), ip_key(str(network[-1]))
+            if text_keys:
+                add("(client_ip_key BETWEEN ? AND ? OR client_ip_key BETWEEN ? AND ?)",
+                    bytes.fromhex(low), bytes.fromhex(high), low, high)
+            else:
+                add("client_ip_key BETWEEN ? AND ?", bytes.fromhex(low), bytes.fromhex(high))
         if self.port is not None:
             add("client_port = ?", self.port)
         if self.method is not None:
             add("method = ?", self.method)
         if self.path_prefix is not None:
             add("substr(path, 1, ?) = ?", len(self.path_prefix), self.path_prefix)
-        if self.ua is not None:
-            add("instr(lower(user_agent), lower(?)) > 0", self.ua)
+        if self.ua is not None:  # tested once per distinct header set, not once per hit
+            add("header_set IN (SELECT id FROM header_sets WHERE instr(lower(user_agent), lower(?)) > 0)", self.ua)
         if self.status is not None:
             add("status = ?", self.status)
         if self.node is not None:
@@ -156,19 +173,53 @@ MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson
 
 class Exporter:
     """Rows to export text, a chunk at a time so memory stays flat however many rows there are.
-    CSV follows RFC 4180: a header row, CRLF line ends, fields quoted when they need it."""
+    CSV follows RFC 4180: a header row, CRLF line ends, fields quoted when they need it.
+    The rows are what SQLiteStore.iter_hits yields: plain tuples in RECORD_FIELDS order, received_at
+    already to the millisecond, headers and device as their stored JSON text."""
 
     def __init__(self, fmt: ExportFormat):
         self.fmt = fmt
         self._buffer = io.StringIO()
         self._csv = csv.writer(self._buffer, lineterminator="\r\n")
+        self._json: dict[str, str] = {}  # stored JSON -> as exports write it; a box sends the same headers again and again
+        self._parsed: dict[str, object] = {}
 
     def start(self) -> str:
         return self._csv_lines([RECORD_FIELDS]) if self.fmt == "csv" else ""
 
     def rows(self, rows) -> str:
-        """Stored rows to export text."""
-        return self.items(record(row) for row in rows)
+        """Export rows (SQLiteStore.iter_hits(filters, fmt)) to export text."""
+        if self.fmt == "csv" and rows and len(rows[0]) == 2:  # (id, line): the store built the lines
+            return "\r\n".join([line for _, line in rows]) + "\r\n"
+        if self.fmt == "ndjson":
+            parsed = self._parse
+            return "".join([json.dumps({**dict(zip(RECORD_FIELDS, row)), "headers": parsed(row[HEADERS]),
+                                        "device": parsed(row[DEVICE]) if row[DEVICE] else None}, ensure_ascii=False) + "\n"
+                            for row in rows])
+        cache, lines = self._json, []
+        for row in rows:
+            line = list(row)
+            text = line[HEADERS]
+            line[HEADERS] = cache.get(text) or self._reformat(text)
+            text = line[DEVICE]
+            if text:
+                line[DEVICE] = cache.get(text) or self._reformat(text)
+            lines.append(line)
+        return self._csv_lines(lines)
+
+    def _parse(self, text: str):
+        if text not in self._parsed:
+            if len(self._parsed) > 10_000:
+                self._parsed.clear()
+            self._parsed[text] = json.loads(text)
+        return self._parsed[text]
+
+    def _reformat(self, text: str) -> str:
+        """Stored JSON as the CSV has always carried it (json.dumps' default separators)."""
+        if len(self._json) > 10_000:
+            self._json.clear()
+        self._json[text] = json.dumps(json.loads(text), ensure_ascii=False)
+        return self._json[text]
 
     def items(self, items) -> str:
         """Hit records (as the API returns them) to export text."""

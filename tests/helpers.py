@@ -210,24 +210,36 @@ def kill_group(process: subprocess.Popen) -> None:
 
 def seed_hits(db_path, count: int, node: str = "seed", start_ns: int | None = None) -> None:
     """`count` real rows, made by the same code the writer uses, written straight into a server's
-    SQLite file: client IPs spread over 10.0.0.0/8, ports over 1024-61023, one per millisecond."""
+    SQLite file through the store's own insert (compact rows, shared header sets): client IPs spread
+    over 10.0.0.0/8, ports over 1024-61023, one per millisecond."""
+    import asyncio
+
     from app.capture import Hit
     from app.evidence import GENESIS, chain_rows
     from app.record import to_row
-    from app.store.sqlite import INSERT_HIT
+    from app.store.sqlite import SQLiteStore
 
     start = time.time_ns() - count * 1_000_000 if start_ns is None else start_ns
     agent = b"Mozilla/5.0 (Linux; Android 11; MAG-Box) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120 " * 3
-    with sqlite3.connect(db_path, timeout=30) as db:
-        head = db.execute("SELECT hash FROM hits WHERE node = ? AND hash IS NOT NULL ORDER BY id DESC LIMIT 1", (node,)).fetchone()
-        heads = {node: head[0] if head else GENESIS}
-        for offset in range(0, count, 20_000):
-            linked, heads = chain_rows([to_row(Hit(
-                received_at_ns=start + i * 1_000_000, node=node, host=b"seized-iptv.example",
-                domain="seized-iptv.example" if i % 3 else "iptv-pirata.example", scheme="http",
-                method="GET" if i % 5 else "POST", raw_path=f"/live/user{i}/pass/{i}.ts".encode(), query=b"",
-                http_version="1.1", client_ip=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", client_port=1024 + i % 60000,
-                peer_ip="127.0.0.1", peer_port=40000, server_port=8080,
-                headers=[(b"host", b"seized-iptv.example"), (b"user-agent", agent)], status=451))
-                for i in range(offset, min(count, offset + 20_000))], heads)
-            db.executemany(INSERT_HIT, linked)
+
+    async def seed():
+        store = SQLiteStore(db_path, busy_timeout=30)
+        await store.open()
+        try:
+            head = await store.db.execute_fetchall(
+                "SELECT hash FROM hits WHERE node = ? AND hash IS NOT NULL ORDER BY id DESC LIMIT 1", (node,))
+            heads = {node: head[0][0] if head else GENESIS}
+            for offset in range(0, count, 20_000):
+                linked, heads = chain_rows([to_row(Hit(
+                    received_at_ns=start + i * 1_000_000, node=node, host=b"seized-iptv.example",
+                    domain="seized-iptv.example" if i % 3 else "iptv-pirata.example", scheme="http",
+                    method="GET" if i % 5 else "POST", raw_path=f"/live/user{i}/pass/{i}.ts".encode(), query=b"",
+                    http_version="1.1", client_ip=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", client_port=1024 + i % 60000,
+                    peer_ip="127.0.0.1", peer_port=40000, server_port=8080,
+                    headers=[(b"host", b"seized-iptv.example"), (b"user-agent", agent)], status=451))
+                    for i in range(offset, min(count, offset + 20_000))], heads)
+                await store.insert_hits(linked)
+        finally:
+            await store.close()
+
+    asyncio.run(seed())

@@ -23,7 +23,7 @@ def big_server(tmp_path_factory):
 def plain_ids(server, where: HitFilter) -> list[int]:
     sql, params = where.where()
     with sqlite3.connect(server.db_path) as db:
-        return [i for (i,) in db.execute(f"SELECT id FROM hits NOT INDEXED WHERE {sql} ORDER BY id DESC", params)]
+        return [i for (i,) in db.execute(f"SELECT id FROM hit_rows NOT INDEXED WHERE {sql} ORDER BY id DESC", params)]
 
 
 def stamp(server, hit_id: int) -> str:

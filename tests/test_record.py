@@ -5,6 +5,7 @@ import hashlib
 import json
 import re
 import sqlite3
+from contextlib import closing
 from datetime import datetime, timezone
 
 import pytest
@@ -159,8 +160,11 @@ def test_forwarded_proto_sets_the_scheme(proxied_server):
 def test_hits_cannot_be_edited_in_place(server):
     response = server.request(target="/evidence")
     row = server.row_for_port(response.local_port)
-    with sqlite3.connect(server.db_path) as db, pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        db.execute("UPDATE hits SET client_ip = '1.2.3.4' WHERE id = ?", (row["id"],))
+    for statement in ("UPDATE hits SET client_ip = '1.2.3.4' WHERE id = ?", "DELETE FROM hits WHERE id = ?",
+                      "UPDATE hit_rows SET client_ip = '1.2.3.4' WHERE id = ?", "DELETE FROM hit_rows WHERE id = ?",
+                      "UPDATE header_sets SET headers = '[]' WHERE id = (SELECT header_set FROM hit_rows WHERE id = ?)"):
+        with closing(sqlite3.connect(server.db_path)) as db, pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            db.execute(statement, (row["id"],))
 
 
 def test_cli_lists_hits_as_ndjson_and_table(server):

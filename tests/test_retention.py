@@ -30,8 +30,11 @@ def test_purge_then_verify(tmp_path):
     assert server.stop() == 0
     db = f"sqlite:///{server.db_path}"
     # The hits of old-node are made old; the chain must be rebuilt for that, so build it as seed_hits does.
-    with closing(sqlite3.connect(server.db_path)) as conn, conn:
-        conn.execute("DELETE FROM hits")
+    with closing(sqlite3.connect(server.db_path)) as conn, conn:  # past the append-only trigger, then back
+        trigger = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'hit_rows_no_delete'").fetchone()[0]
+        conn.execute("DROP TRIGGER hit_rows_no_delete")
+        conn.execute("DELETE FROM hit_rows")
+        conn.execute(trigger)
         conn.execute("DELETE FROM checkpoints WHERE node = 'old-node'")
     seed_hits(server.db_path, 10, node="old-node", start_ns=time.time_ns() - 30 * DAY_NS)
     seed_hits(server.db_path, 30, node="seed", start_ns=time.time_ns() - 10 * DAY_NS)
@@ -62,8 +65,8 @@ def test_purge_then_verify(tmp_path):
     assert old["checkpoints"][-1]["count"] == 13 and old["checkpoints"][-1]["problem"] is None
 
     with closing(sqlite3.connect(server.db_path)) as conn, conn:  # tampering with what remains is still caught
-        conn.execute("DROP TRIGGER hits_no_update")
-        conn.execute("UPDATE hits SET client_port = 1 WHERE id = (SELECT MIN(id) FROM hits WHERE node = 'seed')")
+        conn.execute("DROP TRIGGER hit_rows_no_update")
+        conn.execute("UPDATE hit_rows SET client_port = 1 WHERE id = (SELECT MIN(id) FROM hits WHERE node = 'seed')")
     assert verify(db)["exit"] == 1
     with closing(sqlite3.connect(server.db_path)) as conn:
         try:

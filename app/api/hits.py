@@ -99,7 +99,7 @@ async def export_hits(request: Request, filters: Filters, format: ExportFormat =
 
     async def body():
         yield exporter.start()
-        async for rows in store.iter_hits(filters):
+        async for rows in store.iter_hits(filters, format):
             request.state.audit_rows += len(rows)
             yield await asyncio.to_thread(exporter.rows, rows)  # formatting off the event loop the listeners share
 

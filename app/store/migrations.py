@@ -189,3 +189,199 @@ SQLITE = [
     BEGIN SELECT RAISE(ABORT, 'journal gaps are append-only'); END;
     """,
 ]
+
+
+# 10 on: compact hits (layout.py). The record's columns, as the view `hits` gives them back from
+# `hit_rows` (alias r) and `header_sets` (alias s); in the order of the old table's columns. Frozen
+# with migration 10: a change to the view is a new migration that replaces it.
+def _hex(column: str) -> str:
+    return f"CASE WHEN typeof(r.{column}) = 'blob' THEN lower(hex(r.{column})) ELSE r.{column} END"
+
+
+def received_text(value: str) -> str:
+    """SQL: a stored received_us back to '2026-11-23T06:00:25.123456Z'."""
+    return (f"CASE WHEN typeof({value}) = 'integer' THEN strftime('%Y-%m-%dT%H:%M:%S', {value} / 1000000, 'unixepoch') "
+            f"|| printf('.%06dZ', {value} % 1000000) ELSE {value} END")
+
+
+HITS_VIEW_COLUMNS = {
+    "id": "r.id",
+    "uid": _hex("uid"),
+    "received_at": received_text("r.received_us"),
+    "node": "r.node",
+    "host": "s.host",
+    "domain": "r.domain",
+    "scheme": "s.scheme",
+    "method": "r.method",
+    "path": "r.path",
+    "query": "r.query",
+    "http_version": "s.http_version",
+    "client_ip": "r.client_ip",
+    "client_port": "r.client_port",
+    "peer_ip": "CASE WHEN typeof(r.peer_ip) = 'blob' THEN r.client_ip ELSE r.peer_ip END",
+    "peer_port": "CASE WHEN typeof(r.peer_port) = 'blob' THEN r.client_port ELSE r.peer_port END",
+    "server_port": "r.server_port",
+    "headers": "s.headers",
+    "user_agent": "s.user_agent",
+    "body_size": "r.body_size",
+    "body_sha256": _hex("body_sha256"),
+    "status": "r.status",
+    "duration_ms": "CASE WHEN typeof(r.duration_us) = 'integer' THEN r.duration_us / 1000.0 ELSE r.duration_us END",
+    "error": "r.error",
+    "client_ip_key": _hex("client_ip_key"),
+    **{c: f"r.{c}" for c in ("client_kind", "account", "device")},
+    "password_hmac": _hex("password_hmac"),
+    "prev_hash": _hex("prev_hash"),
+    "hash": _hex("hash"),
+    **{c: f"r.{c}" for c in ("country", "city", "asn", "as_org")},
+}
+HITS_FROM = "hit_rows r LEFT JOIN header_sets s ON s.id = r.header_set"
+_OLD_HITS = tuple(HITS_VIEW_COLUMNS)  # the columns of the table `hits` of versions 6 to 9
+
+_NEW_RECEIVED = (  # in pure SQL: canonical UTC text from 1970 on -> microseconds; anything else as given
+    "CASE WHEN NEW.received_at GLOB "
+    "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z' "
+    "AND substr(NEW.received_at, 1, 4) >= '1970' "
+    "AND strftime('%Y-%m-%dT%H:%M:%S', CAST(strftime('%s', substr(NEW.received_at, 1, 19)) AS INTEGER), 'unixepoch') "
+    "= substr(NEW.received_at, 1, 19) "
+    "THEN CAST(strftime('%s', substr(NEW.received_at, 1, 19)) AS INTEGER) * 1000000 + CAST(substr(NEW.received_at, 21, 6) AS INTEGER) "
+    "ELSE NEW.received_at END")
+_NEW_SET = "CAST(json_array(NEW.headers, NEW.user_agent, NEW.host, NEW.scheme, NEW.http_version) AS BLOB)"
+_NEW_DURATION = "CAST(round(NEW.duration_ms * 1000) AS INTEGER)"
+_NEW_VALUES = {
+    "id": "NEW.id", "received_us": _NEW_RECEIVED,
+    "peer_ip": "CASE WHEN NEW.peer_ip = NEW.client_ip THEN X'' ELSE NEW.peer_ip END",
+    "peer_port": "CASE WHEN NEW.peer_port = NEW.client_port THEN X'' ELSE NEW.peer_port END",
+    "header_set": f"(SELECT id FROM header_sets WHERE digest = {_NEW_SET})",
+    "duration_us": f"CASE WHEN typeof(NEW.duration_ms) IN ('integer', 'real') AND {_NEW_DURATION} / 1000.0 = NEW.duration_ms "
+                   f"THEN {_NEW_DURATION} ELSE NEW.duration_ms END",
+    **{c: f"CAST(NEW.{c} AS TEXT)" for c in ("uid", "body_sha256", "client_ip_key", "password_hmac", "prev_hash", "hash")},
+}
+_ROW_COLUMNS = ("id", "uid", "received_us", "node", "domain", "method", "path", "query",
+                "client_ip", "client_port", "peer_ip", "peer_port", "server_port", "header_set", "body_size", "body_sha256",
+                "status", "duration_us", "error", "client_ip_key", "client_kind", "account", "device", "password_hmac",
+                "prev_hash", "hash", "country", "city", "asn", "as_org")
+
+COMPACT_TABLES = """
+CREATE TABLE header_sets (
+    id INTEGER PRIMARY KEY,
+    digest BLOB NOT NULL UNIQUE,  -- SHA-256 of the JSON array of the other columns; through the view, that JSON itself
+    headers TEXT NOT NULL,
+    user_agent TEXT,
+    -- how the request came: a box sends these the same each time, with the same headers
+    host TEXT NOT NULL,
+    scheme TEXT NOT NULL,
+    http_version TEXT NOT NULL
+);
+CREATE TRIGGER header_sets_no_update BEFORE UPDATE ON header_sets
+BEGIN SELECT RAISE(ABORT, 'header sets are append-only'); END;
+CREATE TRIGGER header_sets_no_delete BEFORE DELETE ON header_sets
+BEGIN SELECT RAISE(ABORT, 'header sets are append-only'); END;
+CREATE TABLE hit_rows (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    uid BLOB NOT NULL,            -- 16 bytes, or the text as given (see layout.py for every BLOB column)
+    received_us BLOB NOT NULL,    -- microseconds since the epoch, or the text as given
+    node TEXT NOT NULL,
+    domain TEXT,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    query TEXT NOT NULL,
+    client_ip TEXT,
+    client_port INTEGER,
+    peer_ip BLOB,                 -- X'' when equal to client_ip
+    peer_port BLOB,               -- X'' when equal to client_port
+    server_port INTEGER,
+    header_set INTEGER NOT NULL REFERENCES header_sets (id),
+    body_size INTEGER NOT NULL,
+    body_sha256 BLOB,
+    status INTEGER NOT NULL,
+    duration_us BLOB NOT NULL,    -- microseconds when that is exact, else duration_ms as given
+    error TEXT,
+    client_ip_key BLOB,
+    client_kind TEXT,
+    account TEXT,
+    device TEXT,
+    password_hmac BLOB,
+    prev_hash BLOB,
+    hash BLOB,
+    country TEXT,
+    city TEXT,
+    asn INTEGER,
+    as_org TEXT
+);
+"""
+COMPACT_INDEXES = """
+CREATE UNIQUE INDEX hit_rows_uid ON hit_rows (uid);
+CREATE INDEX hit_rows_received ON hit_rows (received_us, id);
+CREATE INDEX hit_rows_client_ip_key ON hit_rows (client_ip_key, id);
+CREATE INDEX hit_rows_domain ON hit_rows (domain, id);
+CREATE INDEX hit_rows_client_port ON hit_rows (client_port, id);
+CREATE INDEX hit_rows_node ON hit_rows (node, id);
+CREATE INDEX hit_rows_account ON hit_rows (account, id);
+CREATE INDEX hit_rows_client_kind ON hit_rows (client_kind, id);
+CREATE INDEX hit_rows_asn ON hit_rows (asn, id);
+CREATE INDEX hit_rows_country ON hit_rows (country, id);
+-- Evidence is never edited in place, and deleted only by a recorded purge (retention.py).
+CREATE TRIGGER hit_rows_no_update BEFORE UPDATE ON hit_rows
+BEGIN SELECT RAISE(ABORT, 'hits are append-only'); END;
+CREATE TRIGGER hit_rows_no_delete BEFORE DELETE ON hit_rows
+WHEN NOT EXISTS (SELECT 1 FROM purges p WHERE p.node = OLD.node AND OLD.id BETWEEN p.first_id AND p.last_id)
+BEGIN SELECT RAISE(ABORT, 'hits are append-only: only a recorded purge deletes them'); END;
+"""
+COMPACT_VIEW = f"""
+CREATE VIEW hits AS SELECT {', '.join(f'{sql} AS {name}' for name, sql in HITS_VIEW_COLUMNS.items())} FROM {HITS_FROM};
+CREATE TRIGGER hits_insert INSTEAD OF INSERT ON hits
+BEGIN
+    INSERT OR IGNORE INTO header_sets (digest, headers, user_agent, host, scheme, http_version)
+    VALUES ({_NEW_SET}, NEW.headers, NEW.user_agent, NEW.host, NEW.scheme, NEW.http_version);
+    INSERT INTO hit_rows ({', '.join(_ROW_COLUMNS)})
+    VALUES ({', '.join(_NEW_VALUES.get(c, f'NEW.{c}') for c in _ROW_COLUMNS)});
+END;
+CREATE TRIGGER hits_no_update INSTEAD OF UPDATE ON hits
+BEGIN SELECT RAISE(ABORT, 'hits are append-only'); END;
+CREATE TRIGGER hits_no_delete INSTEAD OF DELETE ON hits
+BEGIN SELECT RAISE(ABORT, 'hits are append-only'); END;
+"""
+
+
+def statements(script: str) -> list[str]:
+    """A script's statements, one by one (executescript would commit the migration's transaction)."""
+    import sqlite3
+
+    done, current = [], ""
+    for line in script.strip().splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            done.append(current.strip())
+            current = ""
+    assert not current.strip(), f"incomplete statement: {current}"
+    return done
+
+
+async def compact_hits(db) -> None:
+    """Migration 10: the table `hits` becomes `hit_rows` plus `header_sets` (layout.py), and `hits` the
+    view that reads them back. Every row is copied in id order with its id, uid and hashes, so the
+    chains verify as before; the id sequence goes on where it was."""
+    from .layout import STORED, HeaderSets, write_rows
+
+    for statement in statements(COMPACT_TABLES):
+        await db.execute(statement)
+    old = {row[1] for row in await (await db.execute("PRAGMA table_info(hits)")).fetchall()}
+    select = ", ".join(c if c in old else "NULL" for c in STORED)
+    header_sets, after = HeaderSets(), 0
+    while True:
+        async with db.execute(f"SELECT id, {select} FROM hits WHERE id > ? ORDER BY id LIMIT 5000", (after,)) as cursor:
+            rows = await cursor.fetchall()
+        if not rows:
+            break
+        await write_rows(db, header_sets, rows, with_id=True)
+        after = rows[-1][0]
+    sequence = await (await db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'hits'")).fetchone()
+    await db.execute("DROP TABLE hits")
+    await db.execute("DELETE FROM sqlite_sequence WHERE name = 'hit_rows'")
+    await db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('hit_rows', ?)", (max(sequence[0] if sequence else 0, after),))
+    for statement in statements(COMPACT_INDEXES) + statements(COMPACT_VIEW):
+        await db.execute(statement)
+
+
+SQLITE.append(compact_hits)

@@ -2,22 +2,117 @@
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
+import json
 import sqlite3
+import time
+from functools import lru_cache
 from pathlib import Path
 
 import aiosqlite
 
-from ..query import GROUP_SQL, HitFilter
-from ..evidence import CHAIN_COLUMNS, GENESIS
-from ..record import COLUMNS, ip_key, utc_text
-from .migrations import SQLITE as MIGRATIONS
+from ..query import GROUP_SQL, RECORD_FIELDS, HitFilter
+from ..evidence import GENESIS
+from ..record import ip_key, utc_text
+from .layout import STORED, HeaderSets, received_us, uid_forms, write_rows
+from .migrations import HITS_FROM, HITS_VIEW_COLUMNS, SQLITE as MIGRATIONS, received_text
 
 DOMAIN_FIELDS = ("agency", "case_ref", "legal_basis", "language", "status", "blocked_by", "notes")
 DENSE_RANGE = 20_000  # matches beyond which an export under a range filter walks the table in id order
 SMALL_RANGE = 5_000  # a range with fewer matches is simply sorted
 RECENT_WINDOW = 50_000  # rows a wide range's page looks at first, newest down
-STORED = (*COLUMNS, *CHAIN_COLUMNS)
+EXPORT_CHUNK = 2_000  # rows per read: two in flight (one formatted, one read ahead) keep memory flat
+# Through the view `hits` (its INSTEAD OF trigger): compatible, slower, and leaves hex as text. The
+# store itself writes hit_rows directly (insert_hits).
 INSERT_HIT = f"INSERT INTO hits ({', '.join(STORED)}) VALUES ({', '.join('?' * len(STORED))})"
+# The record's columns read from hit_rows r (and header_sets s): what the view gives, but with the
+# WHERE clause on hit_rows' own columns, so its indexes serve the filters.
+HIT_COLUMNS = ", ".join(f"{sql} AS {name}" for name, sql in HITS_VIEW_COLUMNS.items())
+EXPORT_COLUMNS = ", ".join(
+    (f"CASE WHEN typeof(r.received_us) = 'integer' THEN strftime('%Y-%m-%dT%H:%M:%S', r.received_us / 1000000, 'unixepoch') "
+     f"|| printf('.%03dZ', r.received_us / 1000 % 1000) ELSE substr(r.received_us, 1, 23) || 'Z' END")
+    if name == "received_at" else HITS_VIEW_COLUMNS[name] for name in RECORD_FIELDS)
+
+
+def csv_field(value) -> str:
+    """One value as Python's csv module writes it (RFC 4180 quoting, floats as repr)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow([value, ""])
+    return buffer.getvalue()[:-1]
+
+
+@lru_cache(maxsize=4096)  # a box sends the same headers again and again
+def csv_json(text):
+    """Stored JSON as exports have always written it: json.dumps' default separators, quoted."""
+    value = json.loads(text) if isinstance(text, str) else None
+    return "" if value is None else csv_field(json.dumps(value, ensure_ascii=False))
+
+
+def _csv_sql(value: str) -> str:
+    """SQL: a value as its CSV field. Text is quoted here when it holds a comma, quote, CR or LF;
+    anything that is neither text, integer nor null goes to csv_field, so it reads as it always did."""
+    return (f"CASE typeof({value}) WHEN 'null' THEN '' WHEN 'integer' THEN {value} "
+            f"WHEN 'text' THEN CASE WHEN instr({value}, ',') OR instr({value}, '\"') OR instr({value}, char(10)) "
+            f"OR instr({value}, char(13)) "
+            f"THEN '\"' || replace({value}, '\"', '\"\"') || '\"' ELSE {value} END ELSE csv_field({value}) END")
+
+
+def _csv_column(name: str) -> str:
+    if name == "received_at":  # to the millisecond
+        text = "substr(r.received_us, 1, 23) || 'Z'"
+        return (f"CASE WHEN typeof(r.received_us) = 'integer' THEN strftime('%Y-%m-%dT%H:%M:%S', r.received_us / 1000000, "
+                f"'unixepoch') || printf('.%03dZ', r.received_us / 1000 % 1000) "
+                f"ELSE {_csv_sql(text)} END")
+    if name in ("headers", "device"):
+        return f"csv_json({HITS_VIEW_COLUMNS[name]})"
+    if name == "duration_ms":  # integer microseconds written as Python writes the float (1.5, 2.0, 0.015)
+        return ("CASE WHEN typeof(r.duration_us) = 'integer' AND r.duration_us BETWEEN 0 AND 999999999999 "
+                "THEN (r.duration_us / 1000) || '.' || COALESCE(NULLIF(rtrim(printf('%03d', r.duration_us % 1000), '0'), ''), '0') "
+                f"ELSE csv_field({HITS_VIEW_COLUMNS[name]}) END")
+    if name in ("peer_ip", "peer_port"):
+        column = name.replace("peer", "client")
+        return f"CASE WHEN typeof(r.{name}) = 'blob' THEN {_csv_sql(f'r.{column}')} ELSE {_csv_sql(f'r.{name}')} END"
+    if name in ("uid", "body_sha256", "password_hmac", "prev_hash", "hash"):
+        return f"CASE WHEN typeof(r.{name}) = 'blob' THEN lower(hex(r.{name})) ELSE {_csv_sql(f'r.{name}')} END"
+    return _csv_sql(HITS_VIEW_COLUMNS[name])
+
+
+_PRINTF = f"printf('{','.join(['%s'] * len(RECORD_FIELDS))}', "
+_HEX = ("uid", "body_sha256", "password_hmac", "prev_hash", "hash")
+_INTEGERS = ("client_port", "server_port", "body_size", "status", "asn")
+_TEXTS = ("node", "host", "domain", "scheme", "method", "path", "query", "http_version", "client_ip", "error",
+          "client_kind", "account", "country", "city", "as_org")
+
+
+def _plain_column(name: str) -> str:
+    """SQL: the field as is, for a row known to need no quoting (see EXPORT_CSV_LINE)."""
+    if name in _HEX:
+        return f"CASE WHEN typeof(r.{name}) = 'blob' THEN lower(hex(r.{name})) ELSE r.{name} END"
+    if name in ("received_at", "headers", "device", "duration_ms", "user_agent"):
+        return _csv_column(name)
+    return HITS_VIEW_COLUMNS[name]
+
+
+# A row whose text fields hold no comma, quote, CR or LF and whose number fields are integers (nearly
+# every row) needs no per-field quoting: one test over its text, then the fields as they are.
+_PLAIN_TEXT = " || ".join(
+    [f"COALESCE({HITS_VIEW_COLUMNS[name]}, '')" for name in _TEXTS]
+    + [f"CASE WHEN typeof(r.{name}) = 'blob' THEN '' ELSE COALESCE(r.{name}, '') END" for name in (*_HEX, "peer_ip")]
+    + ["CASE WHEN typeof(r.received_us) = 'integer' THEN '' ELSE r.received_us END"])
+_PLAIN = " AND ".join(
+    [f"NOT ({_PLAIN_TEXT}) GLOB '*[\",' || char(10, 13) || ']*'"]
+    + [f"(r.{name} IS NULL OR typeof(r.{name}) = 'integer')" for name in _INTEGERS]
+    + ["(typeof(r.peer_port) IN ('null', 'integer', 'blob'))"])
+# One export row as its CSV line, built by SQLite: the csv module, field by field, was most of an
+# export's time. tests/test_storage.py checks the lines against the csv module's.
+EXPORT_CSV_LINE = (f"CASE WHEN {_PLAIN} THEN {_PRINTF}{', '.join(_plain_column(n) for n in RECORD_FIELDS)}) "
+                   f"ELSE {_PRINTF}{', '.join(_csv_column(n) for n in RECORD_FIELDS)}) END")
+
+
+def hit_select(table: str = "hit_rows r", columns: str = HIT_COLUMNS) -> str:
+    return f"SELECT {columns} FROM {HITS_FROM.replace('hit_rows r', table)}"
 
 
 def now_iso() -> str:
@@ -29,12 +124,15 @@ class SQLiteStore:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self.db: aiosqlite.Connection | None = None
+        self.header_sets = HeaderSets()
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = await aiosqlite.connect(self.path, timeout=self.busy_timeout)
         self.db.row_factory = aiosqlite.Row
         await self.db.create_function("ip_key", 1, ip_key, deterministic=True)
+        await self.db.create_function("csv_field", 1, csv_field, deterministic=True)
+        await self.db.create_function("csv_json", 1, csv_json, deterministic=True)
         await self.db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed batch survives power loss, not only a crash of this process.
         await self.db.execute("PRAGMA synchronous=FULL")
@@ -45,50 +143,82 @@ class SQLiteStore:
             await self.db.close()
             self.db = None
 
-    async def _migrate(self) -> None:
+    async def _migrate(self, patience: float = 600) -> None:
         await self.db.execute("CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
         await self.db.commit()
+        deadline = time.monotonic() + patience
         for version, step in enumerate(MIGRATIONS, start=1):
-            if await self.schema_version() >= version:
-                continue
-            try:
-                await self.db.executescript(
-                    f"BEGIN IMMEDIATE; {step}; INSERT INTO migrations VALUES ({version}, '{now_iso()}'); COMMIT;"
-                )
-            except sqlite3.OperationalError:
-                await self.db.rollback()
-                if await self.schema_version() < version:  # not another process racing us: a real failure
-                    raise
+            while await self.schema_version() < version:
+                try:
+                    if callable(step):  # a step with Python in it (copying rows): one transaction
+                        await self.db.execute("BEGIN IMMEDIATE")
+                        try:
+                            if await self.schema_version() < version:
+                                await step(self.db)
+                                await self.db.execute("INSERT INTO migrations VALUES (?, ?)", (version, now_iso()))
+                            await self.db.commit()
+                        except BaseException:
+                            await self.db.rollback()
+                            raise
+                    else:
+                        await self.db.executescript(
+                            f"BEGIN IMMEDIATE; {step}; INSERT INTO migrations VALUES ({version}, '{now_iso()}'); COMMIT;"
+                        )
+                except sqlite3.OperationalError as error:
+                    await self.db.rollback()
+                    if await self.schema_version() >= version:
+                        break  # another process applied it meanwhile
+                    # Another process holds the lock, maybe migrating a big table: wait for it.
+                    if "locked" not in str(error) or time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
 
     async def schema_version(self) -> int:
         async with self.db.execute("SELECT COALESCE(MAX(version), 0) FROM migrations") as cursor:
             return (await cursor.fetchone())[0]
 
     # -- hits --------------------------------------------------------------------------------
+    # Stored in hit_rows and header_sets, read as the record through the view `hits` (layout.py).
+    # Queries filter on hit_rows' columns (HitFilter.where) and read the record's columns from it.
 
     async def insert_hits(self, rows: list[tuple]) -> int:
         """Chained rows (COLUMNS + prev_hash, hash) in one transaction; all or none."""
         before = self.db.total_changes
         try:
-            await self.db.executemany(INSERT_HIT, rows)
+            await self.write_hits(rows)
             await self.db.commit()
         except BaseException:
             await self.db.rollback()
             raise
         return self.db.total_changes - before
 
+    async def write_hits(self, rows: list[tuple]) -> None:
+        """Chained rows (COLUMNS + prev_hash, hash) into hit_rows, each distinct header set once,
+        in the caller's transaction (not committed here)."""
+        if rows:
+            await write_rows(self.db, self.header_sets, rows)
+
     async def existing_uids(self, uids: list[str]) -> set[str]:
         found = set()
-        for start in range(0, len(uids), 500):
-            part = uids[start:start + 500]
-            rows = await self._all(f"SELECT uid FROM hits WHERE uid IN ({','.join('?' * len(part))})", part)
-            found.update(row["uid"] for row in rows)
+        for start in range(0, len(uids), 400):
+            forms = {form: uid for uid in uids[start:start + 400] for form in uid_forms(uid)}
+            rows = await self._all(f"SELECT uid FROM hit_rows WHERE uid IN ({','.join('?' * len(forms))})", list(forms))
+            found.update(forms[row["uid"]] for row in rows)
         return found
+
+    async def _text_keys(self) -> bool:
+        """Whether any row holds client_ip_key as text (inserted through the view): text sorts
+        before every BLOB, so one index probe tells."""
+        rows = await self._all("SELECT 1 FROM hit_rows WHERE client_ip_key >= '' AND client_ip_key < X'' LIMIT 1", [])
+        return bool(rows)
+
+    async def _where(self, where: HitFilter) -> tuple[str, list]:
+        return where.where(text_keys=(where.ip is not None or where.cidr is not None) and await self._text_keys())
 
     async def chain_head(self, node: str) -> tuple[str, int]:
         """(head hash, length) of a node's chain, purged stretches counted; GENESIS and 0 for a new node."""
         rows = await self._all("SELECT hash FROM hits WHERE node = ? AND hash IS NOT NULL ORDER BY id DESC LIMIT 1", [node])
-        count = (await self._all("SELECT COUNT(*) AS n FROM hits WHERE node = ? AND hash IS NOT NULL", [node]))[0]["n"]
+        count = (await self._all("SELECT COUNT(hash) AS n FROM hit_rows WHERE node = ?", [node]))[0]["n"]
         purges = await self.purges(node)
         purged = sum(p["chained"] for p in purges)
         if rows:
@@ -101,11 +231,13 @@ class SQLiteStore:
 
     async def purge(self, node: str, cutoff: str) -> dict | None:
         """Delete the node's oldest hits received before `cutoff`, as one stretch from the start of
-        its chain (up to its first hit that is not older), and record the cut. None if nothing to do."""
-        first_new = (await self._all("SELECT MIN(id) AS id FROM hits WHERE node = ? AND received_at >= ?", [node, cutoff]))[0]["id"]
+        its chain (up to its first hit that is not older), and record the cut. None if nothing to do.
+        The record goes in first: hit_rows refuses a DELETE that no purge record covers."""
+        first_new = (await self._all("SELECT MIN(id) AS id FROM hit_rows WHERE node = ? AND received_us >= ?",
+                                     [node, received_us(cutoff)]))[0]["id"]
         bound = first_new if first_new is not None else (await self.last_id_of(node)) + 1
         stretch = (await self._all(
-            "SELECT MIN(id) AS first_id, MAX(id) AS last_id, COUNT(*) AS hits, COUNT(hash) AS chained FROM hits "
+            "SELECT MIN(id) AS first_id, MAX(id) AS last_id, COUNT(*) AS hits, COUNT(hash) AS chained FROM hit_rows "
             "WHERE node = ? AND id < ?", [node, bound]))[0]
         if not stretch["hits"]:
             return None
@@ -116,9 +248,9 @@ class SQLiteStore:
         record = {"node": node, "at": now_iso(), "cutoff": cutoff, "first_id": stretch["first_id"],
                   "last_id": stretch["last_id"], "hits": stretch["hits"], "chained": stretch["chained"], "head_at_cut": head_at_cut}
         try:
-            await self.db.execute("DELETE FROM hits WHERE node = ? AND id < ?", [node, bound])
             await self.db.execute(f"INSERT INTO purges ({', '.join(record)}) VALUES ({', '.join('?' * len(record))})",
                                   list(record.values()))
+            await self.db.execute("DELETE FROM hit_rows WHERE node = ? AND id < ?", [node, bound])
             await self.db.commit()
         except BaseException:
             await self.db.rollback()
@@ -128,21 +260,21 @@ class SQLiteStore:
     async def chain_heads(self) -> list[dict]:
         return await self._all(
             "SELECT node, COUNT(hash) AS count, MAX(id) AS last_id, "
-            "(SELECT h.hash FROM hits h WHERE h.node = hits.node AND h.hash IS NOT NULL ORDER BY h.id DESC LIMIT 1) AS head "
-            "FROM hits GROUP BY node ORDER BY node", [])
+            "(SELECT h.hash FROM hits h WHERE h.node = r.node AND h.hash IS NOT NULL ORDER BY h.id DESC LIMIT 1) AS head "
+            "FROM hit_rows r GROUP BY node ORDER BY node", [])
 
     async def iter_chain(self, node: str, chunk: int = 2000):
         """A node's hits in chain order (id order), with their hashes, `chunk` at a time."""
         after = 0
         while True:
-            rows = await self._all("SELECT * FROM hits WHERE node = ? AND id > ? ORDER BY id LIMIT ?", [node, after, chunk])
+            rows = await self._all(f"{hit_select()} WHERE r.node = ? AND r.id > ? ORDER BY r.id LIMIT ?", [node, after, chunk])
             if not rows:
                 return
             yield rows
             after = rows[-1]["id"]
 
     async def nodes(self) -> list[str]:
-        return [row["node"] for row in await self._all("SELECT DISTINCT node FROM hits ORDER BY node", [])]
+        return [row["node"] for row in await self._all("SELECT DISTINCT node FROM hit_rows ORDER BY node", [])]
 
     async def add_checkpoint(self, *, node, at, count, last_id, head, public_key, signature) -> None:
         await self.db.execute("INSERT INTO checkpoints (node, at, count, last_id, head, public_key, signature) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -154,7 +286,7 @@ class SQLiteStore:
         return await self._all(f"SELECT * FROM checkpoints {where} ORDER BY id", params)
 
     async def last_id_of(self, node: str) -> int:
-        rows = await self._all("SELECT MAX(id) AS top FROM hits WHERE node = ?", [node])
+        rows = await self._all("SELECT MAX(id) AS top FROM hit_rows WHERE node = ?", [node])
         return rows[0]["top"] or 0
 
     async def latest_hits(self, limit: int) -> list[dict]:
@@ -163,15 +295,15 @@ class SQLiteStore:
     async def query_hits(self, where: HitFilter, before_id: int | None, limit: int) -> list[dict]:
         """One page, newest first: hits older than `before_id`. New hits get higher ids, so paging
         on while they arrive never repeats or skips one."""
-        sql, params = where.where()
+        sql, params = await self._where(where)
         if before_id is not None:
-            sql, params = f"({sql}) AND id < ?", [*params, before_id]
+            sql, params = f"({sql}) AND r.id < ?", [*params, before_id]
         if not where.has_range:  # equality filters: their (column, id) indexes are already in id order
-            return await self._all(f"SELECT * FROM hits WHERE {sql} ORDER BY id DESC LIMIT ?", [*params, limit])
+            return await self._all(f"{hit_select()} WHERE {sql} ORDER BY r.id DESC LIMIT ?", [*params, limit])
         ids = await self._range_page_ids(where, sql, params, before_id, limit)
         if not ids:
             return []
-        return await self._all(f"SELECT * FROM hits WHERE id IN ({','.join('?' * len(ids))}) ORDER BY id DESC", ids)
+        return await self._all(f"{hit_select()} WHERE r.id IN ({','.join('?' * len(ids))}) ORDER BY r.id DESC", ids)
 
     async def _range_page_ids(self, where: HitFilter, sql: str, params: list, before_id: int | None, limit: int) -> list[int]:
         """Ids of one page under a range filter (CIDR, time). SQLite reads such a range through its
@@ -180,70 +312,82 @@ class SQLiteStore:
         fills a page at once; only if that falls short are the range's ids sorted (ids only, from
         the index, not whole rows)."""
         # Named, so a page cursor (`id < ?`) cannot tempt the planner into walking the whole table.
-        by_range = f"hits INDEXED BY {'hits_client_ip_key' if where.cidr is not None else 'hits_received_at'}"
+        by_range = f"hit_rows r INDEXED BY {'hit_rows_client_ip_key' if where.cidr is not None else 'hit_rows_received'}"
         probe = await self._all(f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {by_range} WHERE {sql} LIMIT {SMALL_RANGE})", params)
         if probe[0]["n"] >= SMALL_RANGE:
-            top = before_id if before_id is not None else (await self._all("SELECT COALESCE(MAX(id), 0) + 1 AS top FROM hits", []))[0]["top"]
-            recent = await self._all(f"SELECT id FROM hits NOT INDEXED WHERE ({sql}) AND id < ? AND id >= ? ORDER BY id DESC LIMIT ?",
+            top = before_id if before_id is not None else (await self._all("SELECT COALESCE(MAX(id), 0) + 1 AS top FROM hit_rows", []))[0]["top"]
+            recent = await self._all(f"SELECT id FROM hit_rows r NOT INDEXED WHERE ({sql}) AND id < ? AND id >= ? ORDER BY id DESC LIMIT ?",
                                      [*params, top, top - RECENT_WINDOW, limit])
             if len(recent) == limit:
                 return [row["id"] for row in recent]
-        rows = await self._all(f"SELECT id FROM {by_range} WHERE {sql} ORDER BY id DESC LIMIT ?", [*params, limit])
+        rows = await self._all(f"SELECT r.id FROM {by_range} WHERE {sql} ORDER BY r.id DESC LIMIT ?", [*params, limit])
         return [row["id"] for row in rows]
 
-    async def iter_hits(self, where: HitFilter, chunk: int = 1000):
-        """All matching hits, oldest first, `chunk` rows at a time; a snapshot as of the call."""
-        sql, params = where.where()
+    async def iter_hits(self, where: HitFilter, fmt: str = "ndjson", chunk: int = EXPORT_CHUNK):
+        """All matching hits for an export in `fmt`, oldest first, `chunk` rows at a time; a snapshot
+        as of the call. For query.Exporter(fmt).rows: for CSV, (id, line) pairs, the line built by
+        SQLite; else plain tuples in RECORD_FIELDS order, received_at to the millisecond (as exports
+        carry it), headers and device as their stored JSON."""
+        sql, params = await self._where(where)
         table = await self._table_for(where, sql, params)
-        last_id = (await self._all("SELECT COALESCE(MAX(id), 0) AS top FROM hits", []))[0]["top"]
-        after = 0
-        while True:
-            rows = await self._all(f"SELECT * FROM {table} WHERE ({sql}) AND id > ? AND id <= ? ORDER BY id LIMIT ?",
-                                   [*params, after, last_id, chunk])
-            if not rows:
-                return
-            yield rows
-            after = rows[-1]["id"]
+        last_id = (await self._all("SELECT COALESCE(MAX(id), 0) AS top FROM hit_rows", []))[0]["top"]
+        columns = f"r.id, {EXPORT_CSV_LINE}" if fmt == "csv" else EXPORT_COLUMNS
+        query = f"{hit_select(table, columns)} WHERE ({sql}) AND r.id > ? AND r.id <= ? ORDER BY r.id LIMIT ?"
+
+        async def fetch(after: int) -> list[tuple]:
+            async with self.db.execute(query, [*params, after, last_id, chunk]) as cursor:
+                cursor.row_factory = None  # plain tuples: a Row per value is what made exports slow
+                return await cursor.fetchall()
+
+        # The next chunk is read (in aiosqlite's thread) while the caller formats and sends this one.
+        pending = asyncio.ensure_future(fetch(0))
+        try:
+            while rows := await pending:
+                pending = asyncio.ensure_future(fetch(rows[-1][0]))
+                yield rows
+        finally:
+            pending.cancel()
 
     async def _table_for(self, where: HitFilter, sql: str, params) -> str:
         """SQLite reads a range filter (CIDR, time) through its index, then sorts every match by id
         for the page: fine for a few thousand, seconds for a million. When the range holds many
         hits, walking the table by id and testing each row finds a page far sooner."""
         if not where.has_range:
-            return "hits"
-        probe = await self._all(f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM hits WHERE {sql} LIMIT {DENSE_RANGE + 1})", params)
-        return "hits NOT INDEXED" if probe[0]["n"] > DENSE_RANGE else "hits"
+            return "hit_rows r"
+        probe = await self._all(f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM hit_rows WHERE {sql} LIMIT {DENSE_RANGE + 1})", params)
+        return "hit_rows r NOT INDEXED" if probe[0]["n"] > DENSE_RANGE else "hit_rows r"
 
     async def iter_hits_by_time(self, where: HitFilter, chunk: int = 2000):
         """All matching hits in time order (received_at, then id), `chunk` at a time."""
-        sql, params = where.where()
-        last = ("", 0)
+        sql, params = await self._where(where)
+        last = (-1, 0)
         while True:
-            rows = await self._all(f"SELECT * FROM hits WHERE ({sql}) AND (received_at, id) > (?, ?) "
-                                   f"ORDER BY received_at, id LIMIT ?", [*params, *last, chunk])
+            rows = await self._all(f"{hit_select(columns=HIT_COLUMNS + ', r.received_us AS received_us')} "
+                                   f"WHERE ({sql}) AND (r.received_us, r.id) > (?, ?) ORDER BY r.received_us, r.id LIMIT ?",
+                                   [*params, *last, chunk])
             if not rows:
                 return
             yield rows
-            last = (rows[-1]["received_at"], rows[-1]["id"])
+            last = (rows[-1]["received_us"], rows[-1]["id"])
 
     async def asn_plan(self, where: HitFilter) -> list[dict]:
         """Per autonomous system (ISP): hits and distinct client IPs, busiest first."""
-        sql, params = where.where()
+        sql, params = await self._where(where)
         return await self._all(
             f"SELECT asn, MAX(as_org) AS as_org, COUNT(*) AS hits, COUNT(DISTINCT client_ip) AS distinct_ips "
-            f"FROM hits WHERE {sql} GROUP BY asn ORDER BY hits DESC, asn", params)
+            f"FROM hit_rows WHERE {sql} GROUP BY asn ORDER BY hits DESC, asn", params)
 
     async def get_hit(self, hit_id: int) -> dict | None:
-        rows = await self._all("SELECT * FROM hits WHERE id = ?", [hit_id])
+        rows = await self._all(f"{hit_select()} WHERE r.id = ?", [hit_id])
         return rows[0] if rows else None
 
     async def hit_stats(self, where: HitFilter, group: str, limit: int = 10_000) -> list[dict]:
-        sql, params = where.where()
+        sql, params = await self._where(where)
         expression = GROUP_SQL[group]
         order = "grp" if group in ("hour", "day") else "hits DESC, grp"
         return await self._all(
             f"SELECT {expression} AS grp, COUNT(*) AS hits, COUNT(DISTINCT client_ip) AS distinct_ips "
-            f"FROM hits WHERE {sql} GROUP BY grp ORDER BY {order} LIMIT ?", [*params, limit])
+            f"FROM hit_rows WHERE {sql} GROUP BY grp ORDER BY {order} LIMIT ?", [*params, limit])
 
     async def _all(self, sql: str, params) -> list[dict]:
         async with self.db.execute(sql, params) as cursor:
@@ -375,24 +519,29 @@ class SQLiteStore:
         where, params = ("WHERE s.case_ref = ?", [case_ref]) if case_ref else ("", [])
         return await self._all(
             "SELECT s.case_ref, s.account, s.attributes, s.imported_at, COUNT(h.id) AS hits, "
-            "MIN(h.received_at) AS first_seen, MAX(h.received_at) AS last_seen "
-            f"FROM subjects s LEFT JOIN hits h ON h.account = s.account {where} "
+            f"{received_text('MIN(h.received_us)')} AS first_seen, {received_text('MAX(h.received_us)')} AS last_seen "
+            f"FROM subjects s LEFT JOIN hit_rows h ON h.account = s.account {where} "
             "GROUP BY s.case_ref, s.account ORDER BY s.case_ref, s.account", params)
 
     async def account_summary(self, account: str, tuple_limit: int) -> dict:
-        totals = (await self._all("SELECT COUNT(*) AS hits, MIN(received_at) AS first_seen, MAX(received_at) AS last_seen, "
-                                  "COUNT(DISTINCT client_ip) AS distinct_ips FROM hits WHERE account = ?", [account]))[0]
-        tuples = await self._all("SELECT DISTINCT client_ip, client_port, received_at FROM hits WHERE account = ? "
-                                 "ORDER BY received_at LIMIT ?", [account, tuple_limit])
-        isps = await self._all("SELECT asn, MAX(as_org) AS as_org, COUNT(*) AS hits FROM hits WHERE account = ? "
+        totals = (await self._all(
+            f"SELECT COUNT(*) AS hits, {received_text('MIN(received_us)')} AS first_seen, "
+            f"{received_text('MAX(received_us)')} AS last_seen, "
+            "COUNT(DISTINCT client_ip) AS distinct_ips FROM hit_rows WHERE account = ?", [account]))[0]
+        tuples = await self._all(
+            f"SELECT client_ip, client_port, {received_text('received_us')} AS received_at FROM "
+            "(SELECT DISTINCT client_ip, client_port, received_us FROM hit_rows WHERE account = ? ORDER BY received_us LIMIT ?) "
+            "ORDER BY received_us", [account, tuple_limit])
+        isps = await self._all("SELECT asn, MAX(as_org) AS as_org, COUNT(*) AS hits FROM hit_rows WHERE account = ? "
                                "GROUP BY asn ORDER BY hits DESC", [account])
         return {**totals, "tuples": tuples, "isps": isps}
 
     async def unmatched_accounts(self, case_ref: str) -> list[dict]:
         """Accounts seen in hits that no imported record of the case names."""
         return await self._all(
-            "SELECT account, COUNT(*) AS hits, COUNT(DISTINCT client_ip) AS distinct_ips, MIN(received_at) AS first_seen, "
-            "MAX(received_at) AS last_seen FROM hits WHERE account IS NOT NULL AND account NOT IN "
+            "SELECT account, COUNT(*) AS hits, COUNT(DISTINCT client_ip) AS distinct_ips, "
+            f"{received_text('MIN(received_us)')} AS first_seen, {received_text('MAX(received_us)')} AS last_seen "
+            "FROM hit_rows WHERE account IS NOT NULL AND account NOT IN "
             "(SELECT account FROM subjects WHERE case_ref = ?) GROUP BY account ORDER BY hits DESC", [case_ref])
 
     # -- the journal's ingest (ingest.py) -----------------------------------------------------
@@ -408,8 +557,7 @@ class SQLiteStore:
         stamp = now_iso()
         try:
             await self.db.execute("BEGIN IMMEDIATE")
-            if rows:
-                await self.db.executemany(INSERT_HIT, rows)
+            await self.write_hits(rows)  # hit_rows directly: the view's trigger is slower and keeps hex as text
             await self.db.executemany(
                 "INSERT INTO journal_progress (segment, offset, records, updated_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(segment) DO UPDATE SET offset=excluded.offset, records=excluded.records, updated_at=excluded.updated_at",
