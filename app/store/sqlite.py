@@ -65,8 +65,8 @@ def _csv_column(name: str) -> str:
         return (f"CASE WHEN typeof(r.received_us) = 'integer' THEN strftime('%Y-%m-%dT%H:%M:%S', r.received_us / 1000000, "
                 f"'unixepoch') || printf('.%03dZ', r.received_us / 1000 % 1000) "
                 f"ELSE {_csv_sql(text)} END")
-    if name in ("headers", "device"):
-        return f"csv_json({HITS_VIEW_COLUMNS[name]})"
+    if name in ("headers", "device"):  # (a device is mostly null: no call then)
+        return f"CASE WHEN {HITS_VIEW_COLUMNS[name]} IS NULL THEN '' ELSE csv_json({HITS_VIEW_COLUMNS[name]}) END"
     if name == "duration_ms":  # integer microseconds written as Python writes the float (1.5, 2.0, 0.015)
         return ("CASE WHEN typeof(r.duration_us) = 'integer' AND r.duration_us BETWEEN 0 AND 999999999999 "
                 "THEN (r.duration_us / 1000) || '.' || COALESCE(NULLIF(rtrim(printf('%03d', r.duration_us % 1000), '0'), ''), '0') "
