@@ -309,6 +309,9 @@ class Ingest:
             self.counters.add("gap_bytes", sum(g["length"] for g in gaps))
         if records:
             self.record_size = 0.9 * self.record_size + 0.1 * ((position - previous[0]) / len(records))
+        pending = max(0, self.counters["backlog_bytes"] - (position - previous[0]))
+        self.counters["backlog_bytes"] = pending
+        self.counters["backlog_hits"] = math.ceil(pending / self.record_size)
         if any(n >= self.settings.checkpoint_every_hits for n in self.unchecked.values()):
             await self.maybe_checkpoint()
 

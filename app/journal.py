@@ -128,16 +128,16 @@ class JournalWriter:
         os.close(fd)  # releases the lock: the segment is sealed
 
     def append(self, data: bytes) -> bool:
-        """Write one framed record; True if it is in the OS now (before the response goes out)."""
+        """Write one framed record; True if it is in the OS now (before the response goes out).
+        `received` is counted last, once the outcome is: a process killed half-way through
+        counts neither (and answers nothing)."""
         counters = self.counters
-        counters[0] += 1
-        if self.held and not self._write_held():
-            self._hold(data)
-            return False
-        if self._write(data):
+        if (not self.held or self._write_held()) and self._write(data):
             counters[1] += 1
+            counters[0] += 1
             return True
         self._hold(data)
+        counters[0] += 1
         return False
 
     def _write(self, data: bytes) -> bool:

@@ -136,8 +136,20 @@ class Pipeline:
     def supervise(self) -> None:
         if self.stopping:
             return
+        for child in self.workers:
+            if child.process is not None and not child.alive:
+                self.count_held_as_lost(child)
         for child in (*self.workers, self.ingest):
             child.check()
+
+    @staticmethod
+    def count_held_as_lost(child: Child) -> None:
+        """A worker that died holding hits it could not write (disk full) took them with it."""
+        counters = child.counters
+        held = counters["received"] - counters["journaled"] - counters["lost"]
+        if held > 0:
+            counters.add("lost", held)
+            log.critical("%s died holding %d answered hits it could not write: counted as lost", child.name, held)
 
     def stop(self) -> None:
         """Blocking: listeners first (their hits are journaled), then ingest drains."""
@@ -170,7 +182,9 @@ class Pipeline:
             "alive": self.ingest.alive and not stale, "pid": values["pid"], "restarts": self.ingest.restarts,
             "database_ok": bool(values["database_ok"]), "ingested": values["ingested"],
             "duplicates": values["duplicates"], "gaps": values["gaps"], "gap_bytes": values["gap_bytes"],
-            "backlog_bytes": values["backlog_bytes"], "backlog_hits": values["backlog_hits"],
+            # Estimated from the journal's bytes; at least what this run journaled and has not ingested.
+            "backlog_bytes": values["backlog_bytes"],
+            "backlog_hits": max(values["backlog_hits"], journal["journaled"] - values["ingested"] - values["duplicates"]),
             "backlog_seconds": round(max(0, now - oldest) / 1e9, 3) if oldest and values["backlog_bytes"] else 0.0,
             "segments": values["segments"], "checkpoints": values["checkpoints"],
         }
