@@ -125,7 +125,8 @@ class Ingest:
             self.degrade(f"the database file {self.db_path} is missing")
             return False
         try:
-            self.store = await open_store(self.settings.db, busy_timeout=1.0)
+            # Ten indexes grow with every batch: their hot pages stay in memory (SQLite's default is 2 MiB).
+            self.store = await open_store(self.settings.db, busy_timeout=1.0, cache_mib=32)
             self.progress = await self.store.journal_progress()
         except Exception as error:
             await self.disconnect()

@@ -15,8 +15,9 @@ def sqlite_path(url: str) -> Path:
     return Path(url[len(prefix):])
 
 
-async def open_store(url: str, busy_timeout: float = 5.0) -> SQLiteStore:
-    """`busy_timeout`: how long a write waits for another writer's lock before it fails."""
-    store = SQLiteStore(sqlite_path(url), busy_timeout)
+async def open_store(url: str, busy_timeout: float = 5.0, cache_mib: int | None = None) -> SQLiteStore:
+    """`busy_timeout`: how long a write waits for another writer's lock before it fails;
+    `cache_mib`: SQLite's page cache for this connection (default: SQLite's 2 MiB)."""
+    store = SQLiteStore(sqlite_path(url), busy_timeout, cache_mib)
     await store.open()
     return store

@@ -120,9 +120,10 @@ def now_iso() -> str:
 
 
 class SQLiteStore:
-    def __init__(self, path: Path, busy_timeout: float = 5.0):
+    def __init__(self, path: Path, busy_timeout: float = 5.0, cache_mib: int | None = None):
         self.path = Path(path)
         self.busy_timeout = busy_timeout
+        self.cache_mib = cache_mib
         self.db: aiosqlite.Connection | None = None
         self.header_sets = HeaderSets()
 
@@ -136,8 +137,8 @@ class SQLiteStore:
         await self.db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed batch survives power loss, not only a crash of this process.
         await self.db.execute("PRAGMA synchronous=FULL")
-        # Ten indexes grow with every batch: keep their hot pages in memory (32 MiB, default 2 MiB).
-        await self.db.execute("PRAGMA cache_size=-32768")
+        if self.cache_mib:
+            await self.db.execute(f"PRAGMA cache_size=-{int(self.cache_mib) * 1024}")
         await self._migrate()
 
     async def close(self) -> None:
