@@ -29,7 +29,7 @@ from .clients import classify
 from .config import Settings
 from .evidence import NODE, chain_rows, checkpoint_message, load_signing_key, public_key_hex, sign
 from .geo import GeoLookup
-from .process import die_with_parent, setup_logging
+from .process import die_with_parent, run_async, setup_logging
 from .record import RowBuilder, utc_text
 from .status import INGEST_FIELDS, Counters
 from .store import open_store, sqlite_path
@@ -380,4 +380,4 @@ def run(settings: Settings, array) -> None:
     setup_logging("ingest")
     counters = Counters(INGEST_FIELDS, array)
     counters.mark_started()
-    asyncio.run(main(settings, counters))
+    run_async(main(settings, counters))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import logging
 import multiprocessing
@@ -26,3 +27,14 @@ def die_with_parent() -> None:
 def setup_logging(name: str = "main") -> None:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s",
                         force=True)
+
+
+def run_async(main):
+    """Run a coroutine on uvloop where it is installed (it is a dependency): markedly faster."""
+    try:
+        import uvloop
+        loop_factory = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(main)

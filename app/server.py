@@ -32,7 +32,7 @@ from .domains import load_table, write_table_file
 from .ingest import file_identity
 from .notice.texts import load_languages
 from .notice.video import NoticeVideos
-from .process import setup_logging
+from .process import run_async, setup_logging
 from .public import video_lines
 from .retention import purge_daily
 from .status import INGEST_FIELDS, WORKER_FIELDS, Counters
@@ -328,11 +328,4 @@ async def _serve(settings: Settings, sock: socket.socket, store) -> None:
 
 
 def run(settings: Settings) -> None:
-    """Serve on uvloop where it is installed (it is with uvicorn[standard])."""
-    try:
-        import uvloop
-        loop_factory = uvloop.new_event_loop
-    except ImportError:
-        loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(settings))
+    run_async(serve(settings))

@@ -20,7 +20,7 @@ from .listener import HttpConnection
 from .notice.html import HtmlNotice
 from .notice.texts import load_languages
 from .notice.video import NoticeVideos
-from .process import die_with_parent, setup_logging
+from .process import die_with_parent, run_async, setup_logging
 from .public import SECURITY_HEADERS, PublicApp
 from .status import WORKER_FIELDS, Counters
 
@@ -34,14 +34,7 @@ def run(settings: Settings, sock: socket.socket, index: int, array) -> None:
     setup_logging(f"worker-{index}")
     counters = Counters(WORKER_FIELDS, array)
     counters.mark_started()
-    try:
-        import uvloop
-        loop_factory = uvloop.new_event_loop
-    except ImportError:
-        loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        code = runner.run(serve(settings, sock, index, counters))
-    raise SystemExit(code)
+    raise SystemExit(run_async(serve(settings, sock, index, counters)))
 
 
 async def serve(settings: Settings, sock: socket.socket, index: int, counters: Counters) -> int:
