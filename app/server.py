@@ -204,6 +204,13 @@ class Pipeline:
                 "workers": workers, "ingest": ingest_status}
 
 
+def write_status(run_dir, status: dict) -> None:
+    """run/status.json for `seized status`, replaced whole (a reader never sees half a file)."""
+    temporary = run_dir / "status.json.tmp"
+    temporary.write_text(json.dumps(status))
+    os.replace(temporary, run_dir / "status.json")
+
+
 async def seed_domains(store, settings: Settings) -> None:
     """The config file seeds each domain once; the database wins afterwards (a domain edited or
     removed through the CLI or API stays so)."""
@@ -270,7 +277,7 @@ async def _serve(settings: Settings, sock: socket.socket, store) -> None:
         while True:
             await asyncio.sleep(SUPERVISE)
             pipeline.supervise()
-            (settings.run_dir / "status.json").write_text(json.dumps(pipeline.status()))
+            write_status(settings.run_dir, pipeline.status())
             if time.monotonic() - last_poll < DOMAIN_POLL:
                 continue
             last_poll = time.monotonic()
@@ -316,7 +323,7 @@ async def _serve(settings: Settings, sock: socket.socket, store) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(serving, settings.stop_timeout_s * 0.1 + 1)
         final = pipeline.status()
-        (settings.run_dir / "status.json").write_text(json.dumps(final))
+        write_status(settings.run_dir, final)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         log.info("seized stopped: %d hits received, %d journaled, %d lost; %d ingested, ~%d hits (%d bytes) left in the "
