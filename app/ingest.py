@@ -29,7 +29,7 @@ from .clients import classify
 from .config import Settings
 from .evidence import NODE, chain_rows, checkpoint_message, load_signing_key, public_key_hex, sign
 from .geo import GeoLookup
-from .process import die_with_parent, run_async, setup_logging
+from .process import die_with_parent, quiet_gc, run_async, setup_logging
 from .record import RowBuilder, utc_text
 from .status import INGEST_FIELDS, Counters
 from .store import open_store, sqlite_path
@@ -365,6 +365,7 @@ async def main(settings: Settings, counters: Counters) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop)
     loop.add_signal_handler(signal.SIGINT, stop)
     loop.add_signal_handler(signal.SIGHUP, ingest.geo.request_reload)
+    quiet_gc()
     try:
         await ingest.run()
     finally:

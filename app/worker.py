@@ -20,7 +20,7 @@ from .listener import HttpConnection
 from .notice.html import HtmlNotice
 from .notice.texts import load_languages
 from .notice.video import NoticeVideos
-from .process import die_with_parent, run_async, setup_logging
+from .process import die_with_parent, quiet_gc, run_async, setup_logging
 from .public import SECURITY_HEADERS, PublicApp
 from .status import WORKER_FIELDS, Counters
 
@@ -58,6 +58,7 @@ async def serve(settings: Settings, sock: socket.socket, index: int, counters: C
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    quiet_gc()
     log.info("worker %d listening (pid %d), journal %s", index, counters["pid"], journal.path and journal.path.name)
 
     while not stopping.is_set():
