@@ -78,8 +78,10 @@ class Settings(BaseSettings):
     journal_segment_mb: Annotated[int, Field(ge=1)] = 32
     # Hits held in memory while the journal cannot be written (disk full); more are counted as lost.
     journal_held_limit: Annotated[int, Field(ge=0)] = 10_000
-    # The ingest process moves journal records into the database this many at a time.
+    # The ingest process moves journal records into the database this many at a time, at this
+    # CPU priority (nice) below the listeners, so their latency does not suffer from its bursts.
     batch_size: Annotated[int, Field(ge=1)] = 5_000
+    ingest_nice: Annotated[int, Field(ge=0, le=19)] = 10
     # SIGTERM: listeners finish what is in flight, the ingest process drains; all within this.
     stop_timeout_s: Annotated[float, Field(gt=0)] = 10.0
 

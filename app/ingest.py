@@ -379,6 +379,9 @@ def run(settings: Settings, array) -> None:
     """Process entry point (multiprocessing, spawn)."""
     die_with_parent()
     setup_logging("ingest")
+    # Visitors first: under full load ingest yields the CPU to the listeners (the journal holds
+    # what it has not reached). Set before its threads start, so all of them inherit it.
+    os.nice(settings.ingest_nice)
     counters = Counters(INGEST_FIELDS, array)
     counters.mark_started()
     run_async(main(settings, counters))
