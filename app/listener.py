@@ -1,7 +1,7 @@
 """The public listener's HTTP/1.1 server: an asyncio protocol over httptools (llhttp), no ASGI
-layer in between. Measured against uvicorn and granian (bench/RESULTS.md): uvicorn's per-request
-ASGI machinery alone costs more than the whole notice, and granian's parser would drop malformed
-requests before our code could log them. Here every byte sequence reaches us: what llhttp rejects
+layer in between. Measured against uvicorn and granian (bench/anchors.py, bench/RESULTS.md): it
+costs less CPU per request than either, and granian's parser would drop malformed requests before
+our code could log them. Here every byte sequence reaches us: what llhttp rejects
 (unknown methods, raw UTF-8, NUL or bare CR in headers, oversized heads, bytes that are not HTTP)
 is read leniently from the bytes kept (protocol.py), logged, and answered.
 
