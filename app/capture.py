@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 from dataclasses import dataclass
 
@@ -62,29 +61,6 @@ JOURNAL_FIELDS = (
     "client_ip", "client_port", "peer_ip", "peer_port", "server_port", "headers", "body_size", "body_sha256",
     "form_body", "status", "duration_ms", "error",
 )
-
-
-async def read_body(receive, cap: int, keep: bool) -> tuple[int, str | None, bytes | None]:
-    """Drain the request body: (total size, SHA-256 of the first `cap` bytes, those bytes if `keep`)."""
-    size, digest, kept = 0, hashlib.sha256(), []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":  # client went away
-            break
-        chunk = message.get("body", b"")
-        if chunk:
-            room = cap - size
-            if room > 0:
-                head = chunk[:room]
-                digest.update(head)
-                if keep:
-                    kept.append(head)
-            size += len(chunk)
-        if not message.get("more_body", False):
-            break
-    if size == 0:
-        return 0, None, None
-    return size, digest.hexdigest(), b"".join(kept) if keep else None
 
 
 def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -1,7 +1,7 @@
-"""The public listener: a bare ASGI app that answers every host, path and method with the
-notice, in the form the client can show (see clients.py), and journals the hit before answering. No
-routing framework: per-domain pages and headers are precomputed, a request only fills in its
-own IP, port and time."""
+"""What the public listener answers (listener.py parses, this decides): every host, path and
+method gets the notice, in the form the client can show (see clients.py), and the hit is journaled
+before the answer is sent. No routing framework: per-domain pages and headers are precomputed, a
+request only fills in its own IP, port and time."""
 
 from __future__ import annotations
 

@@ -19,7 +19,6 @@ import pytest
 
 from app import journal
 from app.capture import JOURNAL_FIELDS
-from helpers import Server
 
 
 def answered_paths(server, paths, concurrency):

@@ -37,8 +37,8 @@ INSERT_HIT = f"INSERT INTO hits ({', '.join(STORED)}) VALUES ({', '.join('?' * l
 # WHERE clause on hit_rows' own columns, so its indexes serve the filters.
 HIT_COLUMNS = ", ".join(f"{sql} AS {name}" for name, sql in HITS_VIEW_COLUMNS.items())
 EXPORT_COLUMNS = ", ".join(
-    (f"CASE WHEN typeof(r.received_us) = 'integer' THEN strftime('%Y-%m-%dT%H:%M:%S', r.received_us / 1000000, 'unixepoch') "
-     f"|| printf('.%03dZ', r.received_us / 1000 % 1000) ELSE substr(r.received_us, 1, 23) || 'Z' END")
+    ("CASE WHEN typeof(r.received_us) = 'integer' THEN strftime('%Y-%m-%dT%H:%M:%S', r.received_us / 1000000, 'unixepoch') "
+     "|| printf('.%03dZ', r.received_us / 1000 % 1000) ELSE substr(r.received_us, 1, 23) || 'Z' END")
     if name == "received_at" else HITS_VIEW_COLUMNS[name] for name in RECORD_FIELDS)
 
 
