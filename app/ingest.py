@@ -113,6 +113,7 @@ class Ingest:
         self.stopping = False
         self.deadline = float("inf")
         self.problem: str | None = None
+        self.unreadable: dict[str, str] = {}  # segment -> the error, logged once
         self.record_size = 700.0  # running mean, to estimate the backlog in hits from its bytes
 
     # -- the database -------------------------------------------------------------------------
@@ -247,6 +248,12 @@ class Ingest:
                 data = os.pread(segment.fileno(), min(size - offset, READ_CAP), offset)
         except FileNotFoundError:
             return False
+        except OSError as error:  # unreadable (permissions, I/O error): kept, and said, never deleted
+            if self.unreadable.get(name) != str(error):
+                log.critical("cannot read journal segment %s (%s): its hits wait until it can be read", name, error)
+            self.unreadable[name] = str(error)
+            return False
+        self.unreadable.pop(name, None)
         at_end = sealed and offset + len(data) >= size
         batch: list[tuple] = []
         gaps: list[dict] = []

@@ -196,6 +196,26 @@ class JournalWriter:
         if self.held:
             self._write_held()
 
+    def check(self) -> None:
+        """Called now and then by the worker: a segment deleted or replaced under us (its directory
+        removed by hand, say) would swallow every later hit; start a new one and say so."""
+        if self.fd is None or self.path is None:
+            return
+        try:
+            on_disk = os.stat(self.path)
+            ours = os.fstat(self.fd)
+            if (on_disk.st_dev, on_disk.st_ino) == (ours.st_dev, ours.st_ino):
+                return
+        except FileNotFoundError:
+            pass
+        log.critical("journal segment %s was deleted or replaced while in use: hits written to it in the last "
+                     "second may be lost; starting a new segment", self.path.name)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._rotate()
+        except OSError as error:
+            self._failed(error)
+
     def _sync_loop(self) -> None:
         while not self._stop.wait(self.fsync_interval):
             self.sync()

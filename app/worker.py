@@ -71,6 +71,7 @@ async def serve(settings: Settings, sock: socket.socket, index: int, counters: C
             connection.expire(now)
         counters["connections"] = len(connections)
         journal.retry()
+        journal.check()
         try:
             changed, stamp = read_table_file(domains_file, settings.notice, domains_stamp)
             if changed is not None:

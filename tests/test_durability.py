@@ -372,3 +372,14 @@ def test_a_full_disk_still_answers_and_counts_exactly_what_it_could_not_save(fre
         if server.process is not None and server.process.poll() is None:
             server.stop(signal.SIGKILL)
         subprocess.run(["umount", "-l", str(server.journal_dir)], check=False)
+
+
+def test_a_journal_deleted_by_hand_is_noticed_and_a_new_segment_started(fresh_server):
+    server = fresh_server().start()
+    assert server.request(target="/journal-before").status == 451
+    server.wait_rows("path = '/journal-before'")
+    shutil.rmtree(server.journal_dir)
+    wait_for(lambda: "was deleted or replaced while in use" in server.log_path.read_text(), timeout=10)
+    assert server.request(target="/journal-after").status == 451
+    assert len(server.wait_rows("path = '/journal-after'")) == 1
+    assert server.stop() == 0
