@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 import socket
 import time
@@ -38,7 +39,7 @@ def run(settings: Settings, sock: socket.socket, index: int, array) -> None:
 
 
 async def serve(settings: Settings, sock: socket.socket, index: int, counters: Counters) -> int:
-    journal = JournalWriter(settings.journal_dir, f"{settings.node}.w{index}", settings.journal_segment_mb * 1024 * 1024,
+    journal = JournalWriter(settings.journal_dir, f"{re.sub(r'[^A-Za-z0-9_-]', '_', settings.node)}.w{index}", settings.journal_segment_mb * 1024 * 1024,
                             settings.fsync_interval_ms / 1000, settings.journal_held_limit, counters.array)
     journal.open()
     languages = load_languages()
