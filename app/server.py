@@ -1,10 +1,13 @@
-"""`seized serve`: the supervisor. It opens (and migrates) the database, binds the public socket,
-starts the listener workers and the ingest process, restarts any that dies, and serves the
-management API itself.
+"""`seized serve`: the supervisor. It binds the public socket, prepares the database (migrations,
+domain seeds, the first admin token, the domain list file), then starts the listener workers, the
+ingest process and the management process, and restarts any that dies. While running it holds no
+database connection: whatever a broken database does to its readers, the supervisor and the
+listeners go on.
 
-    supervisor (this process): management API, domain list file, retention, supervision
+    supervisor (this process): supervision, run/status.json
     ├── worker 0..N-1: public listener on the shared socket, journal before every answer
-    └── ingest: journal -> rows, chain, GeoIP -> database
+    ├── ingest: journal -> rows, chain, GeoIP -> database
+    └── management: management API, domain list file, retention, video pre-rendering
 
 SIGTERM/SIGINT: the workers stop accepting and finish what is in flight (their hits are in the
 journal by then), then the ingest process drains the journal, all within `stop_timeout_s`; what
@@ -23,35 +26,17 @@ import socket
 import sys
 import time
 
-import uvicorn
-
-from . import ingest, worker
-from .api import create_management_app
+from . import ingest, management, worker
 from .config import Settings, split_address
-from .domains import load_table, write_table_file
-from .ingest import file_identity
-from .notice.texts import load_languages
-from .notice.video import NoticeVideos
+from .domains import write_table_file
 from .process import run_async, setup_logging
-from .public import video_lines
-from .retention import purge_daily
-from .status import INGEST_FIELDS, WORKER_FIELDS, Counters
-from .store import open_store, sqlite_path
+from .status import INGEST_FIELDS, MANAGEMENT_FIELDS, WORKER_FIELDS, Counters, pipeline_status
+from .store import open_store
 from .tokens import ensure_admin_token
 
 log = logging.getLogger("seized")
-DOMAIN_POLL = 1.0  # seconds: domain changes reach the listeners within about this
 SUPERVISE = 0.25  # seconds between checks that every process is alive
 RESTART_BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)  # a process that keeps dying is restarted ever more slowly
-HEARTBEAT_STALE = 5.0  # seconds without an ingest heartbeat: report it stuck
-
-
-class _Listener(uvicorn.Server):
-    """uvicorn for the management API, leaving signals to us."""
-
-    @contextlib.contextmanager
-    def capture_signals(self):
-        yield
 
 
 def public_socket(address: str) -> socket.socket:
@@ -85,8 +70,11 @@ class Child:
         self.process.start()
 
     def check(self) -> None:
-        """Restart it if it died (with a growing delay if it keeps dying)."""
-        if self.process is None or self.process.is_alive():
+        """Restart it if it died (with a growing delay if it keeps dying). Its liveness and restarts
+        go to its shared counters, for whoever reports the pipeline's state."""
+        alive = self.process is not None and self.process.is_alive()
+        self.counters["alive"], self.counters["restarts"] = int(alive), self.restarts
+        if self.process is None or alive:
             return
         now = time.monotonic()
         if self.next_start == 0.0:
@@ -126,12 +114,16 @@ class Pipeline:
         self.workers = [Child(f"worker-{i}", worker.run, (settings, sock, i), Counters(WORKER_FIELDS))
                         for i in range(settings.workers)]
         self.ingest = Child("ingest", ingest.run, (settings,), Counters(INGEST_FIELDS))
+        # The management process reports the pipeline live, from the same shared counters.
+        self.management = Child("management", management.run,
+                                (settings, [(name, c.array) for name, c in self.worker_counters()], self.ingest.counters.array),
+                                Counters(MANAGEMENT_FIELDS))
         self.stopping = False
 
     def start(self) -> None:
-        self.ingest.start()
-        for child in self.workers:
+        for child in (self.ingest, self.management, *self.workers):
             child.start()
+            child.counters["alive"] = 1
 
     def supervise(self) -> None:
         if self.stopping:
@@ -139,7 +131,7 @@ class Pipeline:
         for child in self.workers:
             if child.process is not None and not child.alive:
                 self.count_held_as_lost(child)
-        for child in (*self.workers, self.ingest):
+        for child in (*self.workers, self.ingest, self.management):
             child.check()
 
     @staticmethod
@@ -161,47 +153,14 @@ class Pipeline:
                 child.process.terminate()
         for child in self.workers:
             child.stop(max(0.5, budget * 0.5 - (time.monotonic() - started)))
-        self.ingest.stop(max(0.5, budget * 0.9 - (time.monotonic() - started)))
+        self.ingest.stop(max(0.5, budget * 0.8 - (time.monotonic() - started)))
+        self.management.stop(max(0.5, budget * 0.95 - (time.monotonic() - started)))
 
     def status(self) -> dict:
-        """What /readyz and `seized status` report."""
-        journal = {name: 0 for name in ("received", "journaled", "late", "lost", "write_errors")}
-        workers = []
-        for child in self.workers:
-            values = child.counters.as_dict()
-            for name in journal:
-                journal[name] += values[name]
-            workers.append({"name": child.name, "pid": values["pid"], "alive": child.alive, "restarts": child.restarts,
-                            "connections": values["connections"], "received": values["received"],
-                            "journaled": values["journaled"]})
-        values = self.ingest.counters.as_dict()
-        now = time.time_ns()
-        stale = values["heartbeat_ns"] and (now - values["heartbeat_ns"]) / 1e9 > HEARTBEAT_STALE
-        oldest = values["oldest_pending_ns"]
-        ingest_status = {
-            "alive": self.ingest.alive and not stale, "pid": values["pid"], "restarts": self.ingest.restarts,
-            "database_ok": bool(values["database_ok"]), "ingested": values["ingested"],
-            "duplicates": values["duplicates"], "gaps": values["gaps"], "gap_bytes": values["gap_bytes"],
-            # Estimated from the journal's bytes; at least what this run journaled and has not ingested.
-            "backlog_bytes": values["backlog_bytes"],
-            "backlog_hits": max(values["backlog_hits"], journal["journaled"] - values["ingested"] - values["duplicates"]),
-            "backlog_seconds": round(max(0, now - oldest) / 1e9, 3) if oldest and values["backlog_bytes"] else 0.0,
-            "segments": values["segments"], "checkpoints": values["checkpoints"],
-        }
-        problems = []
-        if journal["lost"]:
-            problems.append(f"{journal['lost']} hits answered but lost: the journal could not be written")
-        held = max(0, journal["received"] - journal["journaled"] - journal["lost"])
-        if held:
-            problems.append(f"{held} hits held in memory: the journal cannot be written")
-        if any(not w["alive"] for w in workers):
-            problems.append("a listener worker is down")
-        if not ingest_status["alive"]:
-            problems.append("the ingest process is down")
-        if not ingest_status["database_ok"]:
-            problems.append("the database cannot take the journal's hits")
-        return {"ok": not problems, "problems": problems, "journal": {**journal, "held": held},
-                "workers": workers, "ingest": ingest_status}
+        return pipeline_status(self.worker_counters(), self.ingest.counters, self.management.counters)
+
+    def worker_counters(self) -> list[tuple[str, Counters]]:
+        return [(child.name, child.counters) for child in self.workers]
 
 
 def write_status(run_dir, status: dict) -> None:
@@ -219,45 +178,47 @@ async def seed_domains(store, settings: Settings) -> None:
             log.info("seeded domain %s from the config file", seed.name)
 
 
+async def prepare_database(settings: Settings) -> None:
+    """Migrate, seed the config's domains, make the first admin token, write the domain list the
+    workers start with; then let go of the database."""
+    store = await open_store(settings.db)
+    try:
+        await seed_domains(store, settings)
+        first_token = await ensure_admin_token(store)
+        if first_token:
+            # Like a first-run password: printed once, only its hash is kept.
+            print(f"\n  No admin token existed, so one was created. It is shown only this once:\n\n"
+                  f"      {first_token}\n\n  Use it as 'Authorization: Bearer <token>' on the management API.\n",
+                  file=sys.stderr, flush=True)
+        write_table_file(settings.run_dir / "domains.json", await store.list_domains())
+    finally:
+        await store.close()
+
+
+def check_free(address: str) -> None:
+    """Fail at once, not in a restart loop, when the management address is taken."""
+    host, port = split_address(address)
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
 async def serve(settings: Settings) -> None:
     setup_logging("main")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     sock = public_socket(settings.public)  # first: a port in use stops us before anything starts
     try:
-        store = await open_store(settings.db)
-    except BaseException:
-        sock.close()
-        raise
-    try:
-        await _serve(settings, sock, store)
+        check_free(settings.admin)
+        await prepare_database(settings)
+        await supervise(settings, sock)
     finally:
         sock.close()
-        await store.close()
 
 
-async def _serve(settings: Settings, sock: socket.socket, store) -> None:
-    db_path = sqlite_path(settings.db)
-    db_identity = file_identity(db_path)
-    await seed_domains(store, settings)
-    first_token = await ensure_admin_token(store)
-    if first_token:
-        # Like a first-run password: printed once, only its hash is kept.
-        print(f"\n  No admin token existed, so one was created. It is shown only this once:\n\n"
-              f"      {first_token}\n\n  Use it as 'Authorization: Bearer <token>' on the management API.\n",
-              file=sys.stderr, flush=True)
-    domains_file = settings.run_dir / "domains.json"
-    write_table_file(domains_file, await store.list_domains())
-
+async def supervise(settings: Settings, sock: socket.socket) -> None:
     pipeline = Pipeline(settings, sock)
     pipeline.start()
-
-    admin_host, admin_port = split_address(settings.admin)
-    management = _Listener(uvicorn.Config(
-        create_management_app(store=store, pipeline=pipeline, settings=settings), host=admin_host, port=admin_port,
-        lifespan="off", ws="none", proxy_headers=False, server_header=False, log_config=None, access_log=False,
-        timeout_graceful_shutdown=max(1, int(settings.stop_timeout_s * 0.3))))
-
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
 
@@ -269,59 +230,14 @@ async def _serve(settings: Settings, sock: socket.socket, store) -> None:
         loop.add_signal_handler(signum, stop, signum)
     loop.add_signal_handler(signal.SIGHUP, lambda: pipeline.ingest.process and pipeline.ingest.process.is_alive()
                             and os.kill(pipeline.ingest.process.pid, signal.SIGHUP))  # reopen replaced GeoIP databases
-
-    async def supervise() -> None:
-        nonlocal db_identity
-        version = await store.domains_version()
-        last_poll = 0.0
-        while True:
-            await asyncio.sleep(SUPERVISE)
+    try:
+        while not stopping.is_set():
             pipeline.supervise()
             write_status(settings.run_dir, pipeline.status())
-            if time.monotonic() - last_poll < DOMAIN_POLL:
-                continue
-            last_poll = time.monotonic()
-            try:
-                identity = file_identity(db_path)
-                if identity != db_identity and identity is not None:
-                    # The database file was replaced (restored): read from the new one.
-                    log.warning("the database file changed on disk: reopening it")
-                    await store.close()
-                    await store.open()
-                    db_identity = identity
-                    version = None
-                current = await store.domains_version()
-                if current != version:
-                    write_table_file(domains_file, await store.list_domains())
-                    version = current
-            except Exception as error:
-                log.warning("could not reload domains: %s", error)
-
-    async def prerender_videos() -> None:
-        """Render each active domain's notice video ahead of the first player that asks for it."""
-        videos, languages = NoticeVideos(settings.video_dir), load_languages()
-        table = await load_table(store, settings.notice)
-        for notice in [*table.notices(), table.default]:
-            try:
-                await asyncio.to_thread(videos.render_now, list(video_lines(languages[notice.language], notice)))
-            except Exception as error:
-                log.warning("could not pre-render the notice video for %s: %s", notice.domain, error)
-
-    tasks = [asyncio.create_task(supervise())]
-    if settings.retention_days:
-        tasks.append(asyncio.create_task(purge_daily(store, settings.retention_days)))
-    if settings.prerender_videos:
-        tasks.append(asyncio.create_task(prerender_videos()))
-    serving = asyncio.create_task(management.serve())
-    try:
-        await asyncio.wait([serving, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stopping.wait(), SUPERVISE)
     finally:
-        for task in tasks:
-            task.cancel()
         await asyncio.to_thread(pipeline.stop)
-        management.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(serving, settings.stop_timeout_s * 0.1 + 1)
         final = pipeline.status()
         write_status(settings.run_dir, final)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -330,8 +246,6 @@ async def _serve(settings: Settings, sock: socket.socket, store) -> None:
                  "journal for the next start", final["journal"]["received"], final["journal"]["journaled"],
                  final["journal"]["lost"], final["ingest"]["ingested"], final["ingest"]["backlog_hits"],
                  final["ingest"]["backlog_bytes"])
-    if not stopping.is_set():  # the management listener ended on its own: it could not start
-        raise SystemExit(f"the management listener on {settings.admin} stopped; see the log above")
 
 
 def run(settings: Settings) -> None:

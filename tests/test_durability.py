@@ -383,3 +383,24 @@ def test_a_journal_deleted_by_hand_is_noticed_and_a_new_segment_started(fresh_se
     assert server.request(target="/journal-after").status == 451
     assert len(server.wait_rows("path = '/journal-after'")) == 1
     assert server.stop() == 0
+
+
+def test_a_truncated_shm_file_crashes_only_the_database_readers(fresh_server):
+    """SQLite maps `-shm`; truncating it makes a reader die of SIGBUS. The listeners and the
+    supervisor hold no database connection: the notice goes on, the readers are restarted."""
+    server = fresh_server().start()
+    for i in range(5):
+        assert server.request(target=f"/shm-before-{i}").status == 451
+    server.wait_rows("path LIKE '/shm-before-%'", count=5)
+    before = pids(server)
+    os.truncate(server.directory / "seized.db-shm", 0)
+    paths = [f"/shm-after-{i}" for i in range(20)]
+    for path in paths:
+        assert server.request(target=path).status == 451
+        time.sleep(0.05)
+    rows = server.wait_rows("path LIKE '/shm-after-%'", count=20)
+    assert sorted(r["path"] for r in rows) == sorted(paths)
+    ready = wait_for(lambda: (h := server.health())["ready"] and h)
+    assert ready["workers"][0]["pid"] == before["workers"][0]  # the listener never stopped
+    assert ready["journal"]["lost"] == 0
+    assert server.stop() == 0

@@ -47,7 +47,7 @@ async def readyz(request: Request):
         database = False
     status = state.pipeline.status()
     problems = status["problems"] + ([] if database else ["the management API cannot read the database"])
-    body = Readiness(ready=not problems, database=database and status["ingest"]["database_ok"], problems=problems,
+    body = Readiness(ready=not problems, database=database and status["ingest"].get("database_ok", False), problems=problems,
                      journal=status["journal"], ingest=status["ingest"], workers=status["workers"],
                      auth_failures=state.limiter.failed, auth_throttled=state.limiter.throttled)
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
