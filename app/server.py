@@ -164,10 +164,19 @@ class Pipeline:
 
 
 def write_status(run_dir, status: dict) -> None:
-    """run/status.json for `seized status`, replaced whole (a reader never sees half a file)."""
-    temporary = run_dir / "status.json.tmp"
-    temporary.write_text(json.dumps(status))
-    os.replace(temporary, run_dir / "status.json")
+    """run/status.json for `seized status`, replaced whole (a reader never sees half a file). Never
+    raises: a full disk or a removed directory must not stop the supervisor."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        temporary = run_dir / "status.json.tmp"
+        temporary.write_text(json.dumps(status))
+        os.replace(temporary, run_dir / "status.json")
+    except OSError as error:
+        if not getattr(write_status, "failing", False):
+            log.error("cannot write %s/status.json (%s): `seized status` will be stale", run_dir, error)
+        write_status.failing = True
+    else:
+        write_status.failing = False
 
 
 async def seed_domains(store, settings: Settings) -> None:
