@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
+from commands import fails, seized
 from helpers import Server, request
 
 ROLES = ("admin", "investigator", "auditor")
@@ -311,8 +312,6 @@ def test_pages_stay_exact_while_hits_arrive(api_server):
 
 
 def test_api_and_cli_share_the_query_layer(api_server, seeded):
-    import subprocess
-    import sys
     base, rows, _ = seeded
     db = f"sqlite:///{api_server.db_path}"
     url = api_server.admin_url("")
@@ -320,7 +319,7 @@ def test_api_and_cli_share_the_query_layer(api_server, seeded):
 
     def run(*args):
         # Bytes: CSV's CRLF line ends must arrive as sent.
-        return subprocess.run([sys.executable, "-m", "app", "hits", *args], capture_output=True, check=True).stdout.decode()
+        return seized("hits", *args, text=False).stdout.decode()
 
     direct = run("query", "--db", db, "--path-prefix", f"{base}/", "--cidr", "203.0.113.0/24", "--format", "ndjson")
     remote = run("query", "--url", url, "--token", token, "--path-prefix", f"{base}/", "--cidr", "203.0.113.0/24",
@@ -331,9 +330,7 @@ def test_api_and_cli_share_the_query_layer(api_server, seeded):
     export_remote = run("export", "--url", url, "--token", token, "--path-prefix", f"{base}/", "--format", "csv")
     api = api_server.api("GET", f"/api/v1/hits/export?format=csv&path_prefix={base}/", token).text
     assert export_direct == export_remote == api
-    bad = subprocess.run([sys.executable, "-m", "app", "hits", "query", "--db", db, "--cidr", "nonsense"],
-                         capture_output=True, text=True)
-    assert bad.returncode != 0 and "not a network" in bad.stderr
+    assert "not a network: 'nonsense'" in fails("hits", "query", "--db", db, "--cidr", "nonsense")
 
 
 # -- domains ---------------------------------------------------------------------------------

@@ -3,15 +3,10 @@
 import os
 from pathlib import Path
 import re
-import subprocess
-import sys
 import time
 
+from commands import seized
 from helpers import Server
-
-
-def seized(*args, check=True):
-    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, check=check)
 
 
 def test_domains_added_and_removed_by_cli_reach_the_running_server(server):
@@ -76,8 +71,7 @@ def test_environment_variables_override_the_config_file(tmp_path):
         response = srv.request(host="unknown.example")
         assert "Agency From Env" in response.text
         assert srv.stop() == 0
-        out = subprocess.run([sys.executable, "-m", "app", "hits", "list", "--format", "ndjson"],
-                             capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+        out = seized("hits", "list", "--format", "ndjson", cwd=tmp_path).stdout
         assert str(response.local_port) in out
         assert env_db.exists() and not srv.db_path.exists()
     finally:

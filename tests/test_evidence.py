@@ -5,17 +5,12 @@ import hashlib
 import json
 from contextlib import closing
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from commands import seized
 from helpers import Server
-
-
-def seized(*args, check=True):
-    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, check=check)
 
 
 def independent_verify(db_path, node):

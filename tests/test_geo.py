@@ -8,6 +8,7 @@ import pytest
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
+from commands import seized
 from helpers import Server, request
 
 
@@ -114,8 +115,6 @@ def test_plan_and_packages_for_isps(tmp_path):
     import io
     import json
     import re
-    import subprocess
-    import sys
     import zipfile
 
     city, asn = tmp_path / "city.mmdb", tmp_path / "asn.mmdb"
@@ -147,11 +146,9 @@ def test_plan_and_packages_for_isps(tmp_path):
 
     out = tmp_path / "isp-64500.zip"
     db = f"sqlite:///{server.db_path}"
-    cli = subprocess.run([sys.executable, "-m", "app", "evidence", "package", "--db", db, "--asn", "64500",
-                          "--domain", "iptv-pirata.example", "--out", str(out)], capture_output=True, text=True, check=True)
+    cli = seized("evidence", "package", "--db", db, "--asn", "64500", "--domain", "iptv-pirata.example", "--out", str(out))
     assert "3 hits" in cli.stdout
-    plan_text = subprocess.run([sys.executable, "-m", "app", "evidence", "plan", "--db", db],
-                               capture_output=True, text=True, check=True).stdout
+    plan_text = seized("evidence", "plan", "--db", db).stdout
     assert "Example Telecom" in plan_text and "Example Fibre" in plan_text
 
     for blob in (out.read_bytes(), via_api.content):

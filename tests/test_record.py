@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from commands import seized
 from helpers import headers_of, raw_request
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -168,13 +169,10 @@ def test_hits_cannot_be_edited_in_place(server):
 
 
 def test_cli_lists_hits_as_ndjson_and_table(server):
-    import subprocess
-    import sys
     response = server.request(target="/get.php?username=a&password=b")
     server.row_for_port(response.local_port)
     db = f"sqlite:///{server.db_path}"
-    out = subprocess.run([sys.executable, "-m", "app", "hits", "list", "--db", db, "--limit", "500", "--format", "ndjson"],
-                         capture_output=True, text=True, check=True).stdout
+    out = seized("hits", "list", "--db", db, "--limit", "500", "--format", "ndjson").stdout
     records = [json.loads(line) for line in out.splitlines()]
     assert [r["id"] for r in records] == sorted((r["id"] for r in records), reverse=True)
     mine = next(r for r in records if r["client_port"] == response.local_port)
@@ -184,7 +182,6 @@ def test_cli_lists_hits_as_ndjson_and_table(server):
     assert required <= set(mine)
     assert mine["query"] == "username=a&password=[REDACTED]"
     assert isinstance(mine["headers"], list)
-    table = subprocess.run([sys.executable, "-m", "app", "hits", "list", "--db", db, "--limit", "3"],
-                           capture_output=True, text=True, check=True).stdout.splitlines()
+    table = seized("hits", "list", "--db", db, "--limit", "3").stdout.splitlines()
     assert table[0].split()[:4] == ["id", "received_at", "client_ip", "client_port"]
     assert len(table) == 4

@@ -1,14 +1,9 @@
 """Matching hits against a seized panel's own subscriber records."""
 
 import json
-import subprocess
-import sys
 
+from commands import seized
 from helpers import Server, request
-
-
-def seized(*args, check=True):
-    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, check=check)
 
 
 def test_import_match_and_report(tmp_path):
