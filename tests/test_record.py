@@ -169,8 +169,10 @@ def test_hits_cannot_be_edited_in_place(server):
 
 
 def test_cli_lists_hits_as_ndjson_and_table(server):
+    # Four hits of its own: the table's limit of 3 is both met and needed, whatever ran before (or did not).
+    mine_ids = [server.row_for_port(server.request(target=f"/cli-table/{i}").local_port)["id"] for i in range(3)]
     response = server.request(target="/get.php?username=a&password=b")
-    server.row_for_port(response.local_port)
+    mine_ids.append(server.row_for_port(response.local_port)["id"])
     db = f"sqlite:///{server.db_path}"
     out = seized("hits", "list", "--db", db, "--limit", "500", "--format", "ndjson").stdout
     records = [json.loads(line) for line in out.splitlines()]
@@ -184,4 +186,7 @@ def test_cli_lists_hits_as_ndjson_and_table(server):
     assert isinstance(mine["headers"], list)
     table = seized("hits", "list", "--db", db, "--limit", "3").stdout.splitlines()
     assert table[0].split()[:4] == ["id", "received_at", "client_ip", "client_port"]
-    assert len(table) == 4
+    assert len(table) == 4  # the header and --limit 3 rows
+    listed = [int(line.split()[0]) for line in table[1:]]
+    assert listed == sorted(listed, reverse=True)
+    assert min(listed) > min(mine_ids)  # the newest: our last three, or hits stored after them
