@@ -287,11 +287,15 @@ def test_pages_stay_exact_while_hits_arrive(api_server):
             hit(api_server, f"{base}/new/{n}")
             n += 1
 
+    def newest_stored() -> int:
+        return max(r["id"] for r in api_server.rows("substr(path, 1, ?) = ?", (len(base), base)))
+
     writer = threading.Thread(target=keep_inserting)
     writer.start()
     try:
-        seen, cursor, pages = [], None, 0
+        seen, cursor, pages, newest_before_page = [], None, 0, []
         while True:
+            newest_before_page.append(newest_stored())
             query = f"/api/v1/hits?path_prefix={base}/&limit=23" + (f"&cursor={cursor}" if cursor else "")
             page = api_server.api("GET", query, api_server.tokens["investigator"]).json()
             seen += [item["id"] for item in page["items"]]
@@ -306,9 +310,14 @@ def test_pages_stay_exact_while_hits_arrive(api_server):
     assert len(seen) == len(set(seen)), "a hit was repeated"
     assert seen == sorted(seen, reverse=True)
     assert existing <= set(seen), "a hit that existed before paging began was skipped"
-    newest_at_start = seen[0]
-    assert {i for i in seen if i <= newest_at_start} >= existing
     assert pages >= 300 // 23
+    # Hits did arrive while paging: stored after the first page was read and before the last one was.
+    newest_at_start = seen[0]
+    assert newest_before_page[-1] > newest_at_start, "no hit arrived while paging: the test proved nothing"
+    # ...and the pages are exactly the hits there were when the first page was read: none of the
+    # later ones, every earlier one (those stored while the writer ran included).
+    stored = {r["id"] for r in api_server.rows("substr(path, 1, ?) = ? AND id <= ?", (len(base) + 1, f"{base}/", newest_at_start))}
+    assert set(seen) == stored
 
 
 def test_api_and_cli_share_the_query_layer(api_server, seeded):
