@@ -18,19 +18,34 @@ def normalise_account(account: str) -> str:
 
 
 def parse_subjects_csv(text: str) -> list[tuple[str, str]]:
-    """CSV with an `account` column (any case) -> (account, attributes JSON) per row; the other
-    columns are kept as attributes. Raises ValueError on a file without that column."""
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    fields = {name.strip().lower(): name for name in reader.fieldnames or []}
+    """CSV with an `account` column (any case) -> (account, attributes JSON) per row, sorted by
+    account; the other columns are kept as attributes. A leading UTF-8 byte-order mark is ignored.
+    Raises ValueError, naming the line, on a file without that column, a row with an empty account
+    and two rows for the same account (after normalise_account): which of them holds the true
+    record is for the investigator to say, not for the import to guess."""
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    header = next(reader, [])
+    fields = {name.strip().lower(): name for name in header}
     if "account" not in fields:
         raise ValueError("the CSV needs an 'account' column")
-    records = {}
-    for line, row in enumerate(reader, start=2):
+    records: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    line = reader.line_num + 1  # where the next record starts (a quoted field may span lines)
+    for values in reader:
+        start, line = line, reader.line_num + 1
+        if not values:
+            continue  # a blank line, as csv.DictReader skips it
+        # As csv.DictReader: missing trailing values are None, surplus ones are dropped.
+        row = dict(zip(header, values + [None] * (len(header) - len(values))))
         account = (row.get(fields["account"]) or "").strip()
         if not account:
-            raise ValueError(f"line {line}: empty account")
+            raise ValueError(f"line {start}: empty account")
+        account = normalise_account(account)
+        if account in records:
+            raise ValueError(f"line {start}: account {account!r} is also on line {first_line[account]}")
         attributes = {name.strip(): value for name, value in row.items() if name and name != fields["account"]}
-        records[normalise_account(account)] = json.dumps(attributes, ensure_ascii=False, sort_keys=True)
+        records[account] = json.dumps(attributes, ensure_ascii=False, sort_keys=True)
+        first_line[account] = start
     return sorted(records.items())
 
 
