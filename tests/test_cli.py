@@ -5,7 +5,7 @@ from pathlib import Path
 import re
 import time
 
-from commands import seized
+from commands import fails, seized
 from helpers import Server
 
 
@@ -31,7 +31,7 @@ def test_domains_added_and_removed_by_cli_reach_the_running_server(server):
         time.sleep(0.2)
     assert response.status == 451
     assert server.row_for_port(response.local_port)["domain"] is None
-    assert seized("domains", "remove", "newly-seized.example", "--db", db, check=False).returncode == 1
+    assert fails("domains", "remove", "newly-seized.example", "--db", db, exit_code=1) == "no such domain: newly-seized.example"
 
 
 def test_config_seeds_only_what_the_database_lacks_and_only_once(tmp_path):
@@ -55,10 +55,8 @@ def test_config_seeds_only_what_the_database_lacks_and_only_once(tmp_path):
 
 
 def test_invalid_domain_and_missing_config_are_clear_errors(tmp_path):
-    bad = seized("domains", "add", "bad/name", "--db", f"sqlite:///{tmp_path}/x.db", check=False)
-    assert bad.returncode != 0 and "not a domain name" in bad.stderr
-    missing = seized("hits", "list", "--config", str(tmp_path / "nope.toml"), check=False)
-    assert missing.returncode != 0 and "config file not found" in missing.stderr
+    assert "not a domain name" in fails("domains", "add", "bad/name", "--db", f"sqlite:///{tmp_path}/x.db")
+    assert "config file not found" in fails("hits", "list", "--config", str(tmp_path / "nope.toml"))
 
 
 def test_environment_variables_override_the_config_file(tmp_path):
@@ -87,15 +85,17 @@ def test_first_start_prints_an_admin_token_once_and_cli_manages_tokens(tmp_path)
         db = f"sqlite:///{srv.db_path}"
         investigator = seized("tokens", "create", "--role", "investigator", "--name", "alice", "--db", db).stdout.strip()
         assert investigator.startswith("sz_")
-        assert seized("tokens", "create", "--role", "investigator", "--name", "alice", "--db", db, check=False).returncode != 0
-        assert seized("tokens", "create", "--role", "king", "--name", "bob", "--db", db, check=False).returncode != 0
+        assert "a token named 'alice' exists" in fails("tokens", "create", "--role", "investigator", "--name", "alice", "--db", db)
+        assert "role must be one of admin, investigator, auditor" in fails("tokens", "create", "--role", "king", "--name", "bob",
+                                                                          "--db", db)
+        assert "bob" not in seized("tokens", "list", "--db", db).stdout  # the refused token was not made
         url = srv.admin_url("/api/v1/hits")
         assert httpx.get(url, headers={"Authorization": f"Bearer {investigator}"}).status_code == 200
         listed = seized("tokens", "list", "--db", db).stdout
         assert "alice" in listed and "initial-admin" in listed and investigator not in listed
         seized("tokens", "revoke", "alice", "--db", db)
         assert httpx.get(url, headers={"Authorization": f"Bearer {investigator}"}).status_code == 401
-        assert seized("tokens", "revoke", "alice", "--db", db, check=False).returncode == 1
+        assert fails("tokens", "revoke", "alice", "--db", db, exit_code=1) == "no active token named 'alice'"
     finally:
         assert srv.stop() == 0
     srv.start()  # an admin token exists now: nothing new is printed
@@ -120,4 +120,5 @@ def test_notice_render_prerenders_the_videos_the_server_then_serves(tmp_path):
         assert {p: p.stat().st_mtime_ns for p in folder.iterdir()} == before  # served from the cache, not rendered again
     finally:
         assert srv.stop() == 0
-    assert seized("notice", "render", "--config", str(srv.config_path), "--domain", "nope.example", check=False).returncode != 0
+    assert "nope.example is not an active seized domain" in fails("notice", "render", "--config", str(srv.config_path),
+                                                                  "--domain", "nope.example")

@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from commands import seized
+from commands import fails, seized
 from helpers import Server
 
 
@@ -116,7 +116,9 @@ def test_signed_checkpoints(tmp_path):
     key_file = tmp_path / "keys" / "signing.pem"
     public_key = seized("evidence", "keygen", "--out", str(key_file)).stdout.strip()
     assert len(public_key) == 64 and oct(key_file.stat().st_mode)[-3:] == "600"
-    assert seized("evidence", "keygen", "--out", str(key_file), check=False).returncode != 0  # never overwritten
+    key_bytes = key_file.read_bytes()
+    assert "exists; not overwriting a key" in fails("evidence", "keygen", "--out", str(key_file))
+    assert key_file.read_bytes() == key_bytes  # never overwritten
     server = Server(tmp_path / "srv", settings={"signing_key_file": str(key_file), "checkpoint_every_hits": 10})
     server.start()
     try:

@@ -2,7 +2,7 @@
 
 import json
 
-from commands import seized
+from commands import fails, seized
 from helpers import Server, request
 
 
@@ -24,7 +24,7 @@ def test_import_match_and_report(tmp_path):
         assert "0 added, 0 changed, 4 unchanged" in seized("subjects", "import", str(csv_file), "--case", "CASE-1", "--db", db).stdout
         bad = tmp_path / "bad.csv"
         bad.write_text("user,email\nx,y\n")
-        assert "account" in seized("subjects", "import", str(bad), "--case", "CASE-1", "--db", db, check=False).stderr
+        assert "the CSV needs an 'account' column" in fails("subjects", "import", str(bad), "--case", "CASE-1", "--db", db)
 
         token = server.new_token("investigator")
         listed = server.api("GET", "/api/v1/subjects?case=CASE-1", token).json()
