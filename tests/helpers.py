@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 from contextlib import closing
 import os
@@ -22,9 +23,49 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
+    """A port free *now*: something else may take it before the server binds it (Server.start retries)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def wait_for(condition, timeout: float = 60, interval: float = 0.1, message: str = "condition not met in time",
+             ignoring: tuple[type[BaseException], ...] = ()):
+    """Poll `condition()` until it returns something truthy, and return that; fail after `timeout`
+    seconds. Exceptions of the `ignoring` types count as "not yet" (a server restarting a process)."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while True:
+        try:
+            value = condition()
+        except ignoring as error:
+            value, last_error = None, error
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{message} (waited {timeout:g} s)" + (f"; last error: {last_error!r}" if last_error else ""))
+        time.sleep(interval)
+
+
+ADDRESS_IN_USE = re.compile(r"address already in use", re.IGNORECASE)
+START_ATTEMPTS = 5
+
+# Every server process started and not yet seen to exit: killed when pytest exits, whatever happened
+# (a fixture that failed half-way, an interrupted run). Its children die with it (die_with_parent).
+RUNNING: set[subprocess.Popen] = set()
+
+
+@atexit.register
+def kill_leftovers() -> None:
+    for process in list(RUNNING):
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    RUNNING.clear()
+
+
+class PortTaken(RuntimeError):
+    """The server could not bind a port `free_port` picked: taken in the meantime."""
 
 
 def toml_value(value) -> str:
@@ -115,25 +156,68 @@ class Server:
             lines += ["[[domains]]"] + [f"{k} = {toml_value(v)}" for k, v in domain.items()]
         self.config_path.write_text("\n".join(lines) + "\n")
 
-    def start(self) -> "Server":
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "app", "serve", "--config", str(self.config_path)],
-                                        cwd=self.directory, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited at start:\n{self.log_path.read_text()}")
+    def start(self, timeout: float = 30) -> "Server":
+        """Start the server and wait until it is ready. A port taken between `free_port` and the
+        server's bind (by another test's server or client) is not a failure: new ports, another try."""
+        for attempt in range(1, START_ATTEMPTS + 1):
             try:
-                ready = httpx.get(self.admin_url("/readyz"), timeout=1).json()
-                # Up: every listener worker and the ingest process run (the public port alone
-                # accepts connections as soon as the supervisor binds it).
-                if ready["workers"] and all(w["alive"] and w["pid"] for w in ready["workers"]) and ready["ingest"]["pid"]:
-                    socket.create_connection(("127.0.0.1", self.public_port), timeout=1).close()
-                    return self
-            except (httpx.HTTPError, OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not come up:\n{self.log_path.read_text()}")
+                return self._start_once(timeout)
+            except PortTaken as taken:
+                if attempt == START_ATTEMPTS:
+                    raise RuntimeError(f"ports taken on every one of {START_ATTEMPTS} attempts:\n{taken}") from None
+                self.public_port, self.admin_port = free_port(), free_port()
+                self.write_config()
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> "Server":
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "app", "serve", "--config", str(self.config_path)],
+                                            cwd=self.directory, stdout=log, stderr=subprocess.STDOUT)
+        RUNNING.add(self.process)
+
+        def this_start() -> str:
+            with open(self.log_path, "rb") as log:
+                log.seek(offset)
+                return log.read().decode("utf-8", "replace")
+
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    RUNNING.discard(self.process)
+                    output = this_start()
+                    if ADDRESS_IN_USE.search(output):
+                        raise PortTaken(output[-3000:])
+                    raise RuntimeError(f"server exited at start ({self.process.returncode}):\n{self.log_path.read_text()}")
+                try:
+                    ready = httpx.get(self.admin_url("/readyz"), timeout=1).json()
+                    # Up: every listener worker and the ingest process run (the public port alone
+                    # accepts connections as soon as the supervisor binds it).
+                    if ready["workers"] and all(w["alive"] and w["pid"] for w in ready["workers"]) and ready["ingest"]["pid"]:
+                        socket.create_connection(("127.0.0.1", self.public_port), timeout=1).close()
+                        if ADDRESS_IN_USE.search(this_start()):  # another server answered on a port we could not bind
+                            raise PortTaken(this_start()[-3000:])
+                        return self
+                except (httpx.HTTPError, OSError, ValueError, KeyError):
+                    pass
+                if ADDRESS_IN_USE.search(this_start()):  # e.g. the management process lost the admin port
+                    raise PortTaken(this_start()[-3000:])
+                time.sleep(0.1)
+            raise RuntimeError(f"server did not come up in {timeout:g} s:\n{self.log_path.read_text()}")
+        except BaseException:
+            self._kill()  # never leave a half-started server behind
+            raise
+
+    def _kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        RUNNING.discard(self.process)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         if self.process is None or self.process.poll() is not None:
@@ -143,7 +227,11 @@ class Server:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait(10)
             raise
+        finally:
+            if self.process.poll() is not None:
+                RUNNING.discard(self.process)
 
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.public_port}{path}"
@@ -184,13 +272,18 @@ class Server:
             return [dict(r) for r in db.execute(f"SELECT * FROM hits WHERE {where} ORDER BY id", params)]
 
     def wait_rows(self, where: str = "1", params: tuple = (), count: int = 1, timeout: float = 30) -> list[dict]:
-        """Rows matching `where`, once at least `count` of them are stored (ingest batches)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            rows = self.rows(where, params)
-            if len(rows) >= count or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.05)
+        """Rows matching `where`, once at least `count` of them are stored (ingest batches); after
+        `timeout`, whatever there is (the caller's assertion says what was missing)."""
+        found: list[dict] = []
+
+        def enough():
+            found[:] = self.rows(where, params)
+            return len(found) >= count
+        try:
+            wait_for(enough, timeout=timeout, interval=0.05)
+        except AssertionError:
+            pass
+        return found
 
     def row_for_port(self, local_port: int, by: str = "client_port") -> dict:
         """The one hit of the latest request sent from `local_port` (see raw_request)."""

@@ -14,11 +14,14 @@ import threading
 import time
 from contextlib import closing
 
+import resource
+
 import httpx
 import pytest
 
 from app import journal
 from app.capture import JOURNAL_FIELDS
+from helpers import wait_for
 
 
 def answered_paths(server, paths, concurrency):
@@ -32,16 +35,6 @@ def answered_paths(server, paths, concurrency):
                 return path if response.status_code == 451 and b"seized-iptv.example" in response.content else None
             return [p for p in await asyncio.gather(*(one(p) for p in paths)) if p]
     return asyncio.run(run())
-
-
-def wait_for(condition, timeout=60, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 def load(port: int, prefix: str, connections: int = 32, until: int = 3000, event_at: int | None = None, event=None,
@@ -101,6 +94,10 @@ def pids(server) -> dict:
 
 
 def test_2000_concurrent_requests_make_exactly_2000_rows(fresh_server):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # conftest raised soft to hard
+    if soft != resource.RLIM_INFINITY and soft < 2200:
+        pytest.skip(f"2,000 concurrent connections need RLIMIT_NOFILE > ~2,100 (open files); it is {soft} "
+                    f"and the hard limit {hard} allows no more: raise it (ulimit -Hn, limits.conf)")
     server = fresh_server().start()
     paths = [f"/concurrent/{i}" for i in range(2000)]
     assert sorted(answered_paths(server, paths, concurrency=2000)) == sorted(paths)
@@ -400,7 +397,8 @@ def test_a_truncated_shm_file_crashes_only_the_database_readers(fresh_server):
         time.sleep(0.05)
     rows = server.wait_rows("path LIKE '/shm-after-%'", count=20)
     assert sorted(r["path"] for r in rows) == sorted(paths)
-    ready = wait_for(lambda: (h := server.health())["ready"] and h)
+    # The management process (which answers /readyz) reads the database too: it may be restarting.
+    ready = wait_for(lambda: (h := server.health())["ready"] and h, ignoring=(httpx.HTTPError,))
     assert ready["workers"][0]["pid"] == before["workers"][0]  # the listener never stopped
     assert ready["journal"]["lost"] == 0
     assert server.stop() == 0

@@ -8,7 +8,7 @@ import sys
 import time
 from contextlib import closing
 
-from helpers import Server, request, seed_hits
+from helpers import request, seed_hits, wait_for
 
 DAY_NS = 86_400 * 10**9
 
@@ -22,8 +22,8 @@ def verify(db) -> dict:
     return json.loads(result.stdout) | {"exit": result.returncode}
 
 
-def test_purge_then_verify(tmp_path):
-    server = Server(tmp_path, settings={"node": "old-node"}).start()
+def test_purge_then_verify(fresh_server):
+    server = fresh_server(domains=[], node="old-node").start()
     for i in range(4):
         server.request(target=f"/before/{i}")
     server.wait_rows(count=4)
@@ -52,12 +52,10 @@ def test_purge_then_verify(tmp_path):
     assert "nothing to purge" in seized("purge", "--db", db, "--days", "7").stdout  # idempotent
 
     server.start()  # every hit of old-node is gone: its chain must go on from the recorded cut
-    try:
-        for i in range(3):
-            server.request(target=f"/after/{i}")
-        server.wait_rows("node = 'old-node'", count=3)
-    finally:
-        assert server.stop() == 0
+    for i in range(3):
+        server.request(target=f"/after/{i}")
+    server.wait_rows("node = 'old-node'", count=3)
+    assert server.stop() == 0
     report = verify(db)
     assert report["ok"], report
     old = next(n for n in report["nodes"] if n["node"] == "old-node")
@@ -76,18 +74,13 @@ def test_purge_then_verify(tmp_path):
             assert "append-only" in str(error)
 
 
-def test_the_server_purges_daily_when_configured(tmp_path):
-    server = Server(tmp_path, settings={"retention_days": 5}).start()  # creates the database
+def test_the_server_purges_daily_when_configured(fresh_server):
+    server = fresh_server(domains=[], retention_days=5).start()  # creates the database
     assert server.stop() == 0
     seed_hits(server.db_path, 25, node="seed", start_ns=time.time_ns() - 9 * DAY_NS)
     server.start()  # the first purge runs at start
-    try:
-        deadline = time.monotonic() + 20
-        while server.rows("node = 'seed'") and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert server.rows("node = 'seed'") == []
-        response = request(server.public_port, "GET", "/still-logging")
-        assert server.row_for_port(response.local_port)["path"] == "/still-logging"
-    finally:
-        assert server.stop() == 0
+    wait_for(lambda: server.rows("node = 'seed'") == [], timeout=20, interval=0.2, message="the old hits were not purged")
+    response = request(server.public_port, "GET", "/still-logging")
+    assert server.row_for_port(response.local_port)["path"] == "/still-logging"
+    assert server.stop() == 0
     assert verify(f"sqlite:///{server.db_path}")["ok"]
