@@ -20,9 +20,13 @@ CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conform
 
 @pytest.fixture(scope="module")
 def fuzzed_server(tmp_path_factory):
-    """A server of its own: an admin token fuzzing POST /domains must not change other tests' domains."""
-    server = Server(tmp_path_factory.mktemp("fuzzed"), domains=[{"name": "seized-iptv.example"}]).start()
+    """A server of its own: an admin token fuzzing POST /domains must not change other tests' domains.
+    Schemathesis sends requests without or with broken credentials: the failed-login limit is raised
+    so that one run's 401s do not lock the next run (in any order) out, and the tokens are made first."""
+    server = Server(tmp_path_factory.mktemp("fuzzed"), domains=[{"name": "seized-iptv.example"}],
+                    settings={"auth_failure_limit": 100_000}).start()
     try:
+        server.tokens = {"admin": server.admin_token, "investigator": server.new_token("investigator")}
         for i in range(20):
             server.request(target=f"/get.php?username=u{i}&password=p")
         assert len(server.wait_rows(count=20)) == 20
@@ -33,7 +37,7 @@ def fuzzed_server(tmp_path_factory):
 
 @pytest.mark.parametrize("role", ["investigator", "admin"])
 def test_api_conforms_to_its_schema(fuzzed_server, tmp_path, role):
-    token = fuzzed_server.admin_token if role == "admin" else fuzzed_server.new_token(role)
+    token = fuzzed_server.tokens[role]
     result = subprocess.run([
         str(Path(sys.executable).with_name("schemathesis")), "run", fuzzed_server.admin_url("/openapi.json"),
         "--header", f"Authorization: Bearer {token}",
