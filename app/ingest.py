@@ -172,13 +172,11 @@ class Ingest:
     # -- the loop -----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        while not self.stopping and not await self.connect():
-            await self.pause(CHECK_DATABASE)
         while True:
             self.counters["heartbeat_ns"] = time.time_ns()
             try:
                 if self.store is None and not await self.connect():
-                    await self.pause(CHECK_DATABASE)
+                    await asyncio.sleep(CHECK_DATABASE)
                     if self.stopping:
                         return
                     continue
@@ -189,7 +187,7 @@ class Ingest:
                 continue
             except Exception as error:  # a write failed (locked, disk full, unwritable): retry later
                 self.degrade(f"database write failed: {error}")
-                await self.pause(CHECK_DATABASE)
+                await asyncio.sleep(CHECK_DATABASE)
                 if self.stopping:
                     return
                 continue
@@ -197,10 +195,7 @@ class Ingest:
                 return
             if not worked:
                 await self.maybe_checkpoint()
-                await self.pause(IDLE)
-
-    async def pause(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+                await asyncio.sleep(IDLE)
 
     async def pass_once(self) -> bool:
         """Read every segment from where ingest left it; True if anything was ingested or removed."""

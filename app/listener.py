@@ -26,8 +26,8 @@ log = logging.getLogger("seized.listener")
 
 HEAD_CAP = 64 * 1024  # bytes of request line and headers; more is answered 431 (and logged)
 KEEPALIVE_TIMEOUT = 5.0  # an idle keep-alive connection is closed after this
-REQUEST_TIMEOUT = 30.0
-LARGE_BODY = 64 * 1024  # a request still incomplete after this much silence is closed
+REQUEST_TIMEOUT = 30.0  # a request still incomplete after this much silence is closed
+LARGE_BODY = 64 * 1024  # a body this large is written after its head, not copied behind it
 STATUS_LINES = {status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode("ascii") for status in HTTPStatus}
 
 
@@ -115,7 +115,7 @@ class HttpConnection(asyncio.Protocol):
             # Kept for the lenient reader, should llhttp reject this request.
             self.head = self.head + data if self.head_size < HEAD_CAP else self.head
             self.head_size += len(data)
-            if self.head_size > HEAD_CAP and not self.in_body:
+            if self.head_size > HEAD_CAP:
                 self._reject("request head larger than 64 KiB", 431)
                 return
         try:
@@ -125,9 +125,6 @@ class HttpConnection(asyncio.Protocol):
             self._flush()
         except httptools.HttpParserError as error:
             self._reject(f"strict HTTP parser: {error}")
-
-    def idle_for(self, now: float) -> float:
-        return now - self.last_active
 
     def expire(self, now: float) -> None:
         """Called by the worker's sweep: close idle keep-alive connections and stalled requests."""
