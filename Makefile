@@ -10,8 +10,10 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 run: $(STAMP)
 	$(BIN)/seized serve --config config/seized.toml
 
+# Random order (pytest-randomly prints its seed; add `--randomly-seed=N` to repeat an order, or
+# `-p no:randomly` for file order) on two xdist workers, each taking a whole test file at a time.
 test: $(STAMP) chromium
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 install: $(STAMP)
 

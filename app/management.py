@@ -64,11 +64,13 @@ async def prerender_videos(store, settings: Settings) -> None:
     """Render each active domain's notice video ahead of the first player that asks for it."""
     videos, languages = NoticeVideos(settings.video_dir), load_languages()
     table = await load_table(store, settings.notice)
-    for notice in [*table.notices(), table.default]:
+    notices = [*table.notices(), table.default]
+    for notice in notices:
         try:
             await asyncio.to_thread(videos.render_now, list(video_lines(languages[notice.language], notice)))
         except Exception as error:
             log.warning("could not pre-render the notice video for %s: %s", notice.domain, error)
+    log.info("notice videos pre-rendered for %d notices", len(notices))
 
 
 class _Listener(uvicorn.Server):

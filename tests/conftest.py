@@ -2,7 +2,7 @@ import resource
 
 import pytest
 
-from helpers import Server
+from helpers import Server, wait_for
 
 # The 2,000-connection test (test_durability.py) needs a descriptor per connection, in this process
 # (the client) and in the servers it starts (which inherit the limit): raise the soft limit as far as
@@ -86,9 +86,12 @@ MATCH_KEY = "test-match-key-0123456789"
 
 @pytest.fixture(scope="session")
 def iptv_server(tmp_path_factory):
-    """A server with a match_key, so password HMACs are kept."""
+    """A server with a match_key, so password HMACs are kept; its notice videos rendered before the
+    first test (rendering takes both cores for seconds, which other tests' requests would wait on)."""
     srv = Server(tmp_path_factory.mktemp("iptv"), domains=DOMAINS, settings={"match_key": MATCH_KEY, "prerender_videos": True}).start()
     try:
+        wait_for(lambda: "notice videos pre-rendered" in srv.log_path.read_text(), timeout=300,
+                 message="the notice videos were not pre-rendered")
         srv.tokens = {"investigator": srv.new_token("investigator")}
         yield srv
     finally:
