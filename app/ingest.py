@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import signal
-import sqlite3
 import time
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from .geo import GeoLookup
 from .process import die_with_parent, quiet_gc, run_async, setup_logging
 from .record import RowBuilder, utc_text
 from .status import INGEST_FIELDS, Counters
-from .store import open_store, sqlite_path
+from .store import DuplicateHits, database_identity, open_store
 
 log = logging.getLogger("seized.ingest")
 IDLE = 0.05  # seconds between passes when the journal has nothing new
@@ -45,13 +44,6 @@ RECEIVED_AT = JOURNAL_FIELDS.index("received_at_ns")
 class DatabaseUnavailable(Exception):
     pass
 
-
-def file_identity(path: Path) -> tuple[int, int] | None:
-    try:
-        status = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return status.st_dev, status.st_ino
 
 
 class HitDecoder:
@@ -96,7 +88,6 @@ class Ingest:
         self.settings = settings
         self.counters = counters
         self.directory = settings.journal_dir
-        self.db_path = sqlite_path(settings.db)
         self.match_key = settings.match_key.get_secret_value().encode() if settings.match_key else None
         self.geo = GeoLookup(settings.geoip_city_db, settings.geoip_asn_db)
         self.decoder = HitDecoder()
@@ -121,9 +112,9 @@ class Ingest:
     async def connect(self) -> bool:
         """Open the database if its file is there (never create one here: a database that vanished
         stays vanished until an admin restores it or seized is restarted, and the journal waits)."""
-        identity = file_identity(self.db_path)
+        identity = database_identity(self.settings.db)
         if identity is None:
-            self.degrade(f"the database file {self.db_path} is missing")
+            self.degrade(f"the database file {self.settings.db} is missing")
             return False
         try:
             # Ten indexes grow with every batch: their hot pages stay in memory (SQLite's default is 2 MiB).
@@ -151,11 +142,11 @@ class Ingest:
 
     def check_identity(self) -> None:
         """The file at the database path must still be the one this connection writes."""
-        identity = file_identity(self.db_path)
+        identity = database_identity(self.settings.db)
         if identity is None:
-            raise DatabaseUnavailable(f"the database file {self.db_path} was deleted")
+            raise DatabaseUnavailable(f"the database file {self.settings.db} was deleted")
         if identity != self.identity:
-            raise DatabaseUnavailable(f"the database file {self.db_path} was replaced")
+            raise DatabaseUnavailable(f"the database file {self.settings.db} was replaced")
 
     def degrade(self, problem: str) -> None:
         if self.problem != problem:
@@ -292,7 +283,7 @@ class Ingest:
         previous = self.progress.get(segment, (0, 0))
         try:
             await self.store.ingest_batch(linked, {segment: (position, total)}, gaps)
-        except sqlite3.IntegrityError:
+        except DuplicateHits:
             # Some of these hits are stored already (a segment restored or copied after it was
             # ingested): leave those out and chain the rest. Rare, so not checked up front.
             present = await self.store.existing_uids([row[0] for row in rows])

@@ -16,14 +16,13 @@ import uvicorn
 from .api import create_management_app
 from .config import Settings, split_address
 from .domains import load_table, write_table_file
-from .ingest import file_identity
 from .notice.texts import load_languages
 from .notice.video import NoticeVideos
 from .process import die_with_parent, run_async, setup_logging
 from .public import video_lines
 from .retention import purge_daily
 from .status import INGEST_FIELDS, MANAGEMENT_FIELDS, WORKER_FIELDS, Counters, pipeline_status
-from .store import open_store, sqlite_path
+from .store import database_identity, open_store
 
 log = logging.getLogger("seized.management")
 DOMAIN_POLL = 1.0  # seconds: domain changes reach the listeners within about this
@@ -41,11 +40,10 @@ class LiveStatus:
 
 async def follow_domains(store, settings: Settings) -> None:
     """Keep run/domains.json in step with the database; reopen a database file replaced on disk."""
-    db_path = sqlite_path(settings.db)
-    identity, version = file_identity(db_path), None
+    identity, version = database_identity(settings.db), None
     while True:
         try:
-            current_identity = file_identity(db_path)
+            current_identity = database_identity(settings.db)
             if current_identity is not None and current_identity != identity:
                 log.warning("the database file changed on disk: reopening it")
                 await store.close()

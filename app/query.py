@@ -15,19 +15,6 @@ from .clients import CLIENT_KINDS
 from .record import ip_key, utc_text
 
 GROUPS = ("domain", "hour", "day", "client_ip", "account", "client_kind", "asn", "country")
-GROUP_SQL = {
-    "asn": "asn",
-    "country": "country",
-    "account": "account",
-    "client_kind": "client_kind",
-    "domain": "domain",
-    # over hit_rows (store/layout.py): received_us is microseconds, or a non-canonical stamp as text
-    "hour": "CASE WHEN typeof(received_us) = 'integer' THEN strftime('%Y-%m-%dT%H:00Z', received_us / 1000000, 'unixepoch') "
-            "ELSE substr(received_us, 1, 13) || ':00Z' END",
-    "day": "CASE WHEN typeof(received_us) = 'integer' THEN strftime('%Y-%m-%d', received_us / 1000000, 'unixepoch') "
-           "ELSE substr(received_us, 1, 10) END",
-    "client_ip": "client_ip",
-}
 # What an investigator sees of a hit: every stored field but the internal CIDR key.
 RECORD_FIELDS = (
     "id", "uid", "received_at", "node", "host", "domain", "scheme", "method", "path", "query", "http_version",
@@ -90,59 +77,6 @@ class HitFilter(BaseModel):
     def active(self) -> dict:
         """The filters that were given, as JSON-ready values (for the audit log)."""
         return {k: (utc_text(v) if isinstance(v, datetime) else v) for k, v in self.model_dump().items() if v is not None}
-
-    def where(self, text_keys: bool = False) -> tuple[str, list]:
-        """SQL over the columns of hit_rows (store/layout.py) and its parameters. `text_keys`: some
-        rows hold client_ip_key as hex text (inserted through the view), so match that form too."""
-        from .store.layout import received_us  # not at the top: the store imports this module
-
-        clauses, params = [], []
-
-        def add(clause: str, *values) -> None:
-            clauses.append(clause)
-            params.extend(values)
-
-        if self.since is not None:
-            add("received_us >= ?", received_us(utc_text(self.since)))
-        if self.until is not None:
-            add("received_us < ?", received_us(utc_text(self.until)))
-        if self.domain is not None:
-            add("domain = ?", self.domain)
-        if self.ip is not None:  # the key is indexed; the text tells 1.2.3.4 from ::ffff:1.2.3.4
-            key = ip_key(self.ip)
-            if text_keys:
-                add("client_ip_key IN (?, ?) AND client_ip = ?", bytes.fromhex(key), key, self.ip)
-            else:
-                add("client_ip_key = ? AND client_ip = ?", bytes.fromhex(key), self.ip)
-        if self.cidr is not None:
-            network = ipaddress.ip_network(self.cidr)
-            low, high = ip_key(str(network[0])), ip_key(str(network[-1]))
-            if text_keys:
-                add("(client_ip_key BETWEEN ? AND ? OR client_ip_key BETWEEN ? AND ?)",
-                    bytes.fromhex(low), bytes.fromhex(high), low, high)
-            else:
-                add("client_ip_key BETWEEN ? AND ?", bytes.fromhex(low), bytes.fromhex(high))
-        if self.port is not None:
-            add("client_port = ?", self.port)
-        if self.method is not None:
-            add("method = ?", self.method)
-        if self.path_prefix is not None:
-            add("substr(path, 1, ?) = ?", len(self.path_prefix), self.path_prefix)
-        if self.ua is not None:  # tested once per distinct header set, not once per hit
-            add("header_set IN (SELECT id FROM header_sets WHERE instr(lower(user_agent), lower(?)) > 0)", self.ua)
-        if self.status is not None:
-            add("status = ?", self.status)
-        if self.node is not None:
-            add("node = ?", self.node)
-        if self.account is not None:
-            add("account = ?", self.account)
-        if self.client_kind is not None:
-            add("client_kind = ?", self.client_kind)
-        if self.asn is not None:
-            add("asn = ?", self.asn)
-        if self.country is not None:
-            add("country = ?", self.country.upper())
-        return " AND ".join(clauses) or "1", params
 
 
 def parse_cursor(cursor: str | None) -> int | None:

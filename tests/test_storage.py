@@ -16,7 +16,7 @@ from app.query import Exporter, HitFilter, record
 from app.record import ip_key, to_row
 from app.store.layout import STORED
 from app.store.migrations import SQLITE as MIGRATIONS
-from app.store.sqlite import INSERT_HIT, SQLiteStore
+from app.store.sqlite import INSERT_HIT, SQLiteStore, sqlite_where
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
@@ -195,7 +195,7 @@ def test_equality_filters_page_straight_off_their_index(tmp_path, filters, index
     async def run():
         store = await open_store(tmp_path / "s.db")
         try:
-            sql, params = HitFilter(**filters).where()
+            sql, params = sqlite_where(HitFilter(**filters))
             plan = await store._all(f"EXPLAIN QUERY PLAN {hit_select()} WHERE {sql} AND r.id < ? ORDER BY r.id DESC LIMIT 100",
                                     [*params, 10**9])
             details = " | ".join(row["detail"] for row in plan)

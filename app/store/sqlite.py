@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import ipaddress
 import json
 import sqlite3
 import time
@@ -13,9 +14,10 @@ from pathlib import Path
 
 import aiosqlite
 
-from ..query import GROUP_SQL, RECORD_FIELDS, HitFilter
 from ..evidence import GENESIS
+from ..query import RECORD_FIELDS, HitFilter
 from ..record import ip_key, utc_text
+from .contract import DuplicateHits, SchemaTooNew
 from .layout import STORED, HeaderSets, received_us, uid_forms, write_rows
 from .migrations import HITS_FROM, HITS_VIEW_COLUMNS, SQLITE as MIGRATIONS, received_text
 
@@ -40,6 +42,72 @@ EXPORT_COLUMNS = ", ".join(
     ("CASE WHEN typeof(r.received_us) = 'integer' THEN strftime('%Y-%m-%dT%H:%M:%S', r.received_us / 1000000, 'unixepoch') "
      "|| printf('.%03dZ', r.received_us / 1000 % 1000) ELSE substr(r.received_us, 1, 23) || 'Z' END")
     if name == "received_at" else HITS_VIEW_COLUMNS[name] for name in RECORD_FIELDS)
+
+
+GROUP_SQL = {
+    "asn": "asn",
+    "country": "country",
+    "account": "account",
+    "client_kind": "client_kind",
+    "domain": "domain",
+    # over hit_rows (layout.py): received_us is microseconds, or a non-canonical stamp as text
+    "hour": "CASE WHEN typeof(received_us) = 'integer' THEN strftime('%Y-%m-%dT%H:00Z', received_us / 1000000, 'unixepoch') "
+            "ELSE substr(received_us, 1, 13) || ':00Z' END",
+    "day": "CASE WHEN typeof(received_us) = 'integer' THEN strftime('%Y-%m-%d', received_us / 1000000, 'unixepoch') "
+           "ELSE substr(received_us, 1, 10) END",
+    "client_ip": "client_ip",
+}
+
+def sqlite_where(f: HitFilter, text_keys: bool = False) -> tuple[str, list]:
+    """SQL over the columns of hit_rows (store/layout.py) and its parameters. `text_keys`: some
+    rows hold client_ip_key as hex text (inserted through the view), so match that form too."""
+    clauses, params = [], []
+
+    def add(clause: str, *values) -> None:
+        clauses.append(clause)
+        params.extend(values)
+
+    if f.since is not None:
+        add("received_us >= ?", received_us(utc_text(f.since)))
+    if f.until is not None:
+        add("received_us < ?", received_us(utc_text(f.until)))
+    if f.domain is not None:
+        add("domain = ?", f.domain)
+    if f.ip is not None:  # the key is indexed; the text tells 1.2.3.4 from ::ffff:1.2.3.4
+        key = ip_key(f.ip)
+        if text_keys:
+            add("client_ip_key IN (?, ?) AND client_ip = ?", bytes.fromhex(key), key, f.ip)
+        else:
+            add("client_ip_key = ? AND client_ip = ?", bytes.fromhex(key), f.ip)
+    if f.cidr is not None:
+        network = ipaddress.ip_network(f.cidr)
+        low, high = ip_key(str(network[0])), ip_key(str(network[-1]))
+        if text_keys:
+            add("(client_ip_key BETWEEN ? AND ? OR client_ip_key BETWEEN ? AND ?)",
+                bytes.fromhex(low), bytes.fromhex(high), low, high)
+        else:
+            add("client_ip_key BETWEEN ? AND ?", bytes.fromhex(low), bytes.fromhex(high))
+    if f.port is not None:
+        add("client_port = ?", f.port)
+    if f.method is not None:
+        add("method = ?", f.method)
+    if f.path_prefix is not None:
+        add("substr(path, 1, ?) = ?", len(f.path_prefix), f.path_prefix)
+    if f.ua is not None:  # tested once per distinct header set, not once per hit
+        add("header_set IN (SELECT id FROM header_sets WHERE instr(lower(user_agent), lower(?)) > 0)", f.ua)
+    if f.status is not None:
+        add("status = ?", f.status)
+    if f.node is not None:
+        add("node = ?", f.node)
+    if f.account is not None:
+        add("account = ?", f.account)
+    if f.client_kind is not None:
+        add("client_kind = ?", f.client_kind)
+    if f.asn is not None:
+        add("asn = ?", f.asn)
+    if f.country is not None:
+        add("country = ?", f.country.upper())
+    return " AND ".join(clauses) or "1", params
 
 
 def csv_field(value) -> str:
@@ -128,6 +196,7 @@ def now_iso() -> str:
 class SQLiteStore:
     def __init__(self, path: Path, busy_timeout: float = 5.0, cache_mib: int | None = None):
         self.path = Path(path)
+        self.url = f"sqlite:///{path}"
         self.busy_timeout = busy_timeout
         self.cache_mib = cache_mib
         self.db: aiosqlite.Connection | None = None
@@ -155,6 +224,10 @@ class SQLiteStore:
     async def _migrate(self, patience: float = 600) -> None:
         await self.db.execute("CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
         await self.db.commit()
+        current = await self.schema_version()
+        if current > len(MIGRATIONS):
+            raise SchemaTooNew(f"the database is at schema version {current}, newer than this seized knows "
+                               f"({len(MIGRATIONS)}): upgrade seized before using it")
         deadline = time.monotonic() + patience
         for version, step in enumerate(MIGRATIONS, start=1):
             while await self.schema_version() < version:
@@ -205,7 +278,12 @@ class SQLiteStore:
         """Chained rows (COLUMNS + prev_hash, hash) into hit_rows, each distinct header set once,
         in the caller's transaction (not committed here)."""
         if rows:
-            await write_rows(self.db, self.header_sets, rows)
+            try:
+                await write_rows(self.db, self.header_sets, rows)
+            except sqlite3.IntegrityError as error:
+                if "hit_rows.uid" in str(error):
+                    raise DuplicateHits(str(error)) from error
+                raise
 
     async def existing_uids(self, uids: list[str]) -> set[str]:
         found = set()
@@ -222,7 +300,7 @@ class SQLiteStore:
         return bool(rows)
 
     async def _where(self, where: HitFilter) -> tuple[str, list]:
-        return where.where(text_keys=(where.ip is not None or where.cidr is not None) and await self._text_keys())
+        return sqlite_where(where, text_keys=(where.ip is not None or where.cidr is not None) and await self._text_keys())
 
     async def chain_head(self, node: str) -> tuple[str, int]:
         """(head hash, length) of a node's chain, purged stretches counted; GENESIS and 0 for a new node."""

@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 from pydantic import ValidationError
 
 from app.query import RECORD_FIELDS, Exporter, HitFilter, export_item, parse_cursor, record
+from app.store.sqlite import sqlite_where
 
 PROPERTY = settings(deadline=None, database=None)
 HEADERS_JSON = '[["host","seized-iptv.example"],["user-agent","VLC/3.0.20"],["x-odd","a,\\"b\\"\\r\\nc"]]'
@@ -132,11 +133,11 @@ def test_filters_normalise_and_refuse():
             HitFilter(**bad)
 
 
-def test_where_clauses():
-    assert HitFilter().where() == ("1", [])
-    sql, params = HitFilter(cidr="10.0.0.0/8", method="GET", path_prefix="/live/").where()
+def test_sqlite_where_clauses():
+    assert sqlite_where(HitFilter()) == ("1", [])
+    sql, params = sqlite_where(HitFilter(cidr="10.0.0.0/8", method="GET", path_prefix="/live/"))
     assert sql == "client_ip_key BETWEEN ? AND ? AND method = ? AND substr(path, 1, ?) = ?"
     assert params == [bytes.fromhex("00000000000000000000ffff0a000000"), bytes.fromhex("00000000000000000000ffff0affffff"),
                       "GET", 6, "/live/"]
-    sql, params = HitFilter(ip="1.2.3.4").where(text_keys=True)
+    sql, params = sqlite_where(HitFilter(ip="1.2.3.4"), text_keys=True)
     assert sql == "client_ip_key IN (?, ?) AND client_ip = ?" and params[1:] == ["00000000000000000000ffff01020304", "1.2.3.4"]
