@@ -1,5 +1,6 @@
 """The `seized` command against a running server's database."""
 
+import json
 import os
 from pathlib import Path
 import re
@@ -122,3 +123,27 @@ def test_notice_render_prerenders_the_videos_the_server_then_serves(tmp_path):
         assert srv.stop() == 0
     assert "nope.example is not an active seized domain" in fails("notice", "render", "--config", str(srv.config_path),
                                                                   "--domain", "nope.example")
+
+
+def test_cli_lists_hits_as_ndjson_and_table(server):
+    # Four hits of its own: the table's limit of 3 is both met and needed, whatever ran before (or did not).
+    mine_ids = [server.row_for_port(server.request(target=f"/cli-table/{i}").local_port)["id"] for i in range(3)]
+    response = server.request(target="/get.php?username=a&password=b")
+    mine_ids.append(server.row_for_port(response.local_port)["id"])
+    db = f"sqlite:///{server.db_path}"
+    out = seized("hits", "list", "--db", db, "--limit", "500", "--format", "ndjson").stdout
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["id"] for r in records] == sorted((r["id"] for r in records), reverse=True)
+    mine = next(r for r in records if r["client_port"] == response.local_port)
+    required = {"id", "received_at", "domain", "host", "client_ip", "client_port", "peer_ip", "peer_port", "server_port",
+                "scheme", "method", "path", "query", "http_version", "headers", "user_agent", "body_size",
+                "body_sha256", "status", "node"}
+    assert required <= set(mine)
+    assert mine["query"] == "username=a&password=[REDACTED]"
+    assert isinstance(mine["headers"], list)
+    table = seized("hits", "list", "--db", db, "--limit", "3").stdout.splitlines()
+    assert table[0].split()[:4] == ["id", "received_at", "client_ip", "client_port"]
+    assert len(table) == 4  # the header and --limit 3 rows
+    listed = [int(line.split()[0]) for line in table[1:]]
+    assert listed == sorted(listed, reverse=True)
+    assert min(listed) > min(mine_ids)  # the newest: our last three, or hits stored after them
