@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from commands import fails, seized
-from helpers import Server, request
+from helpers import request
 
 ROLES = ("admin", "investigator", "auditor")
 
@@ -114,23 +114,20 @@ def test_only_hashes_of_tokens_are_stored(api_server):
         assert token.split("_", 2)[2] not in stored
 
 
-def test_repeated_failures_are_slowed_and_counted(tmp_path):
-    server = Server(tmp_path, settings={"auth_failure_limit": 3, "auth_failure_window_s": 30}).start()
-    try:
-        good = server.admin_token
-        statuses = [server.api("GET", "/api/v1/tokens", "sz_bad").status_code for _ in range(3)]
-        assert statuses == [401, 401, 401]
-        throttled = server.api("GET", "/api/v1/tokens", "sz_bad")
-        assert throttled.status_code == 429
-        assert 1 <= int(throttled.headers["retry-after"]) <= 31
-        assert server.api("GET", "/api/v1/tokens", good).status_code == 429  # the address is slowed, whoever it is
-        with sqlite3.connect(server.db_path) as db:
-            statuses = [s for (s,) in db.execute("SELECT status FROM audit ORDER BY id")]
-        assert statuses == [401, 401, 401, 429, 429]
-        ready = server.api("GET", "/readyz").json()
-        assert (ready["auth_failures"], ready["auth_throttled"]) == (3, 2)
-    finally:
-        assert server.stop() == 0
+def test_repeated_failures_are_slowed_and_counted(fresh_server):
+    server = fresh_server(domains=[], auth_failure_limit=3, auth_failure_window_s=30).start()
+    good = server.admin_token
+    statuses = [server.api("GET", "/api/v1/tokens", "sz_bad").status_code for _ in range(3)]
+    assert statuses == [401, 401, 401]
+    throttled = server.api("GET", "/api/v1/tokens", "sz_bad")
+    assert throttled.status_code == 429
+    assert 1 <= int(throttled.headers["retry-after"]) <= 31
+    assert server.api("GET", "/api/v1/tokens", good).status_code == 429  # the address is slowed, whoever it is
+    with sqlite3.connect(server.db_path) as db:
+        statuses = [s for (s,) in db.execute("SELECT status FROM audit ORDER BY id")]
+    assert statuses == [401, 401, 401, 429, 429]
+    ready = server.api("GET", "/readyz").json()
+    assert (ready["auth_failures"], ready["auth_throttled"]) == (3, 2)
 
 
 def test_the_audit_log_cannot_be_changed(api_server):

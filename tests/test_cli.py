@@ -1,13 +1,11 @@
 """The `seized` command against a running server's database."""
 
 import json
-import os
 from pathlib import Path
 import re
 import time
 
 from commands import fails, seized
-from helpers import Server
 
 
 def test_domains_added_and_removed_by_cli_reach_the_running_server(server):
@@ -35,24 +33,20 @@ def test_domains_added_and_removed_by_cli_reach_the_running_server(server):
     assert fails("domains", "remove", "newly-seized.example", "--db", db, exit_code=1) == "no such domain: newly-seized.example"
 
 
-def test_config_seeds_only_what_the_database_lacks_and_only_once(tmp_path):
-    srv = Server(tmp_path, domains=[{"name": "seed.example", "agency": "From Config"},
-                                    {"name": "other.example", "agency": "Other From Config"}])
+def test_config_seeds_only_what_the_database_lacks_and_only_once(fresh_server):
+    srv = fresh_server(domains=[{"name": "seed.example", "agency": "From Config"},
+                                {"name": "other.example", "agency": "Other From Config"}])
     db = f"sqlite:///{srv.db_path}"
     seized("domains", "add", "seed.example", "--db", db, "--agency", "From Database")
     srv.start()
-    try:
-        assert "From Database" in srv.request(host="seed.example").text
-        assert "Other From Config" in srv.request(host="other.example").text
-        seized("domains", "remove", "other.example", "--db", db)
-    finally:
-        assert srv.stop() == 0
+    assert "From Database" in srv.request(host="seed.example").text
+    assert "Other From Config" in srv.request(host="other.example").text
+    seized("domains", "remove", "other.example", "--db", db)
+    assert srv.stop() == 0
     srv.start()  # the file still names other.example: removed stays removed
-    try:
-        assert "other.example" not in seized("domains", "list", "--db", db).stdout
-        assert srv.request(host="other.example").text.count("Other From Config") == 0
-    finally:
-        assert srv.stop() == 0
+    assert "other.example" not in seized("domains", "list", "--db", db).stdout
+    assert srv.request(host="other.example").text.count("Other From Config") == 0
+    assert srv.stop() == 0
 
 
 def test_invalid_domain_and_missing_config_are_clear_errors(tmp_path):
@@ -60,67 +54,58 @@ def test_invalid_domain_and_missing_config_are_clear_errors(tmp_path):
     assert "config file not found" in fails("hits", "list", "--config", str(tmp_path / "nope.toml"))
 
 
-def test_environment_variables_override_the_config_file(tmp_path):
-    srv = Server(tmp_path, domains=[{"name": "env.example"}])
-    env_db = tmp_path / "from-env.db"
-    os.environ["SEIZED_DB"] = f"sqlite:///{env_db}"
-    os.environ["SEIZED_NOTICE__AGENCY"] = "Agency From Env"
-    try:
-        srv.start()
-        response = srv.request(host="unknown.example")
-        assert "Agency From Env" in response.text
-        assert srv.stop() == 0
-        out = seized("hits", "list", "--format", "ndjson", cwd=tmp_path).stdout
-        assert str(response.local_port) in out
-        assert env_db.exists() and not srv.db_path.exists()
-    finally:
-        del os.environ["SEIZED_DB"], os.environ["SEIZED_NOTICE__AGENCY"]
+def test_environment_variables_override_the_config_file(fresh_server, monkeypatch):
+    srv = fresh_server(domains=[{"name": "env.example"}])
+    env_db = srv.directory / "from-env.db"
+    monkeypatch.setenv("SEIZED_DB", f"sqlite:///{env_db}")  # the server and the command below inherit them
+    monkeypatch.setenv("SEIZED_NOTICE__AGENCY", "Agency From Env")
+    srv.start()
+    response = srv.request(host="unknown.example")
+    assert "Agency From Env" in response.text
+    assert srv.stop() == 0
+    out = seized("hits", "list", "--format", "ndjson", cwd=srv.directory).stdout
+    assert str(response.local_port) in out
+    assert env_db.exists() and not srv.db_path.exists()
 
 
-def test_first_start_prints_an_admin_token_once_and_cli_manages_tokens(tmp_path):
+def test_first_start_prints_an_admin_token_once_and_cli_manages_tokens(fresh_server):
     import httpx
-    srv = Server(tmp_path).start()
-    try:
-        token = srv.admin_token
-        assert srv.log_path.read_text().count(token) == 1
-        db = f"sqlite:///{srv.db_path}"
-        investigator = seized("tokens", "create", "--role", "investigator", "--name", "alice", "--db", db).stdout.strip()
-        assert investigator.startswith("sz_")
-        assert "a token named 'alice' exists" in fails("tokens", "create", "--role", "investigator", "--name", "alice", "--db", db)
-        assert "role must be one of admin, investigator, auditor" in fails("tokens", "create", "--role", "king", "--name", "bob",
-                                                                          "--db", db)
-        assert "bob" not in seized("tokens", "list", "--db", db).stdout  # the refused token was not made
-        url = srv.admin_url("/api/v1/hits")
-        assert httpx.get(url, headers={"Authorization": f"Bearer {investigator}"}).status_code == 200
-        listed = seized("tokens", "list", "--db", db).stdout
-        assert "alice" in listed and "initial-admin" in listed and investigator not in listed
-        seized("tokens", "revoke", "alice", "--db", db)
-        assert httpx.get(url, headers={"Authorization": f"Bearer {investigator}"}).status_code == 401
-        assert fails("tokens", "revoke", "alice", "--db", db, exit_code=1) == "no active token named 'alice'"
-    finally:
-        assert srv.stop() == 0
+    srv = fresh_server(domains=[]).start()
+    token = srv.admin_token
+    assert srv.log_path.read_text().count(token) == 1
+    db = f"sqlite:///{srv.db_path}"
+    investigator = seized("tokens", "create", "--role", "investigator", "--name", "alice", "--db", db).stdout.strip()
+    assert investigator.startswith("sz_")
+    assert "a token named 'alice' exists" in fails("tokens", "create", "--role", "investigator", "--name", "alice", "--db", db)
+    assert "role must be one of admin, investigator, auditor" in fails("tokens", "create", "--role", "king", "--name", "bob",
+                                                                      "--db", db)
+    assert "bob" not in seized("tokens", "list", "--db", db).stdout  # the refused token was not made
+    url = srv.admin_url("/api/v1/hits")
+    assert httpx.get(url, headers={"Authorization": f"Bearer {investigator}"}).status_code == 200
+    listed = seized("tokens", "list", "--db", db).stdout
+    assert "alice" in listed and "initial-admin" in listed and investigator not in listed
+    seized("tokens", "revoke", "alice", "--db", db)
+    assert httpx.get(url, headers={"Authorization": f"Bearer {investigator}"}).status_code == 401
+    assert fails("tokens", "revoke", "alice", "--db", db, exit_code=1) == "no active token named 'alice'"
+    assert srv.stop() == 0
     srv.start()  # an admin token exists now: nothing new is printed
-    try:
-        assert len(re.findall(r"sz_[0-9a-f]{12}_", srv.log_path.read_text())) == 1
-    finally:
-        assert srv.stop() == 0
+    assert len(re.findall(r"sz_[0-9a-f]{12}_", srv.log_path.read_text())) == 1
+    assert srv.stop() == 0
 
 
-def test_notice_render_prerenders_the_videos_the_server_then_serves(tmp_path):
-    srv = Server(tmp_path, domains=[{"name": "render.example", "agency": "Render Agency"}])
+def test_notice_render_prerenders_the_videos_the_server_then_serves(fresh_server):
+    srv = fresh_server(domains=[{"name": "render.example", "agency": "Render Agency"}])
     out = seized("notice", "render", "--config", str(srv.config_path), "--domain", "render.example", "--language", "it").stdout
     folder = Path(out.strip().rpartition(": ")[2])
-    assert folder.parent == tmp_path / "video"
+    assert folder.parent == srv.directory / "video"
     assert out.startswith("render.example [it]: ")
     assert sorted(p.name for p in folder.iterdir()) == ["notice.mp4", "notice.ts", "seg0.ts", "seg1.ts", "seg2.ts"]
     before = {p: p.stat().st_mtime_ns for p in folder.iterdir()}
     srv.start()
-    try:
-        response = srv.request("GET", "/live/u/p/1.ts", host="render.example", headers=[("Accept-Language", "it")])
-        assert response.status == 200 and response.body == (folder / "notice.ts").read_bytes()
-        assert {p: p.stat().st_mtime_ns for p in folder.iterdir()} == before  # served from the cache, not rendered again
-    finally:
-        assert srv.stop() == 0
+    response = srv.request("GET", "/live/u/p/1.ts", host="render.example", headers=[("Accept-Language", "it")])
+    assert response.status == 200 and response.body == (folder / "notice.ts").read_bytes()
+    assert {p: p.stat().st_mtime_ns for p in folder.iterdir()} == before  # served from the cache, not rendered again
+    assert srv.stop() == 0
     assert "nope.example is not an active seized domain" in fails("notice", "render", "--config", str(srv.config_path),
                                                                   "--domain", "nope.example")
 
