@@ -8,10 +8,10 @@ import pytest
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
-from commands import seized
-from helpers import Server, request
+from helpers import request
 
 
+# write_city, write_asn, CITY and ASN are imported by test_package.py too.
 def write_city(path, entries, database_type="GeoLite2-City"):
     writer = MMDBWriter(ip_version=6, database_type=database_type, ipv4_compatible=True)
     for network, (country, city) in entries.items():
@@ -41,15 +41,14 @@ def hit_from(server, ip, path):
 
 
 @pytest.fixture
-def geo_server(tmp_path):
+def geo_server(tmp_path, fresh_server):
+    """Stopped after the test, and must exit 0, by fresh_server."""
     city, asn = tmp_path / "city.mmdb", tmp_path / "asn.mmdb"
     write_city(city, CITY)
     write_asn(asn, ASN)
-    server = Server(tmp_path / "srv", settings={"trusted_proxies": ["127.0.0.0/8"], "geoip_city_db": str(city),
-                                                "geoip_asn_db": str(asn)}).start()
+    server = fresh_server(domains=[], trusted_proxies=["127.0.0.0/8"], geoip_city_db=str(city), geoip_asn_db=str(asn)).start()
     server.city_db = city
-    yield server
-    server.stop()
+    return server
 
 
 def test_hits_are_enriched_v4_and_v6(geo_server):
@@ -93,92 +92,23 @@ def test_sighup_reopens_a_database_whose_mtime_did_not_change(geo_server):
     assert geo_server.process.poll() is None  # and it keeps serving
 
 
-def test_a_country_database_gives_country_only(tmp_path):
+def test_a_country_database_gives_country_only(tmp_path, fresh_server):
     country_db = tmp_path / "country.mmdb"
     write_city(country_db, {"203.0.113.0/24": ("IT", None)}, database_type="GeoLite2-Country")
-    server = Server(tmp_path / "srv", settings={"trusted_proxies": ["127.0.0.0/8"], "geoip_city_db": str(country_db)}).start()
-    try:
-        row = hit_from(server, "203.0.113.7", "/x")
-        assert (row["country"], row["city"], row["asn"]) == ("IT", None, None)
-    finally:
-        assert server.stop() == 0
+    server = fresh_server(domains=[], trusted_proxies=["127.0.0.0/8"], geoip_city_db=str(country_db)).start()
+    row = hit_from(server, "203.0.113.7", "/x")
+    assert (row["country"], row["city"], row["asn"]) == ("IT", None, None)
 
 
 @pytest.mark.parametrize("problem", ["missing", "garbage"])
-def test_a_missing_or_unreadable_database_warns_once_and_breaks_nothing(tmp_path, problem):
+def test_a_missing_or_unreadable_database_warns_once_and_breaks_nothing(tmp_path, fresh_server, problem):
     path = tmp_path / "city.mmdb"
     if problem == "garbage":
         path.write_bytes(b"this is not a MaxMind database" * 100)
-    server = Server(tmp_path / "srv", settings={"trusted_proxies": ["127.0.0.0/8"], "geoip_city_db": str(path)}).start()
-    try:
-        rows = [hit_from(server, "203.0.113.7", f"/x/{i}") for i in range(3)]
-        assert all(row["country"] is None and row["status"] == 451 for row in rows)
-    finally:
-        assert server.stop() == 0
+    server = fresh_server(domains=[], trusted_proxies=["127.0.0.0/8"], geoip_city_db=str(path)).start()
+    rows = [hit_from(server, "203.0.113.7", f"/x/{i}") for i in range(3)]
+    assert all(row["country"] is None and row["status"] == 451 for row in rows)
+    assert server.stop() == 0  # its whole log, below
     log = server.log_path.read_text()
     assert log.count("city/country database") == 1
     assert ("unavailable" if problem == "missing" else "unreadable") in log
-
-
-def test_plan_and_packages_for_isps(tmp_path):
-    import csv
-    import hashlib
-    import io
-    import json
-    import re
-    import zipfile
-
-    city, asn = tmp_path / "city.mmdb", tmp_path / "asn.mmdb"
-    write_city(city, CITY)
-    write_asn(asn, ASN)
-    server = Server(tmp_path / "srv", settings={"trusted_proxies": ["127.0.0.0/8"], "geoip_city_db": str(city),
-                                                "geoip_asn_db": str(asn)},
-                    domains=[{"name": "iptv-pirata.example", "language": "it", "case_ref": "PROC-77", "agency": "Guardia di Test"}]).start()
-    try:
-        sent = []
-        for i in range(6):
-            ip = "203.0.113.5" if i % 2 else "2001:db8::5"
-            response = request(server.public_port, "GET", f"/get.php?username=u{i}&password=secret{i}",
-                               host="iptv-pirata.example", headers=[("X-Forwarded-For", ip), ("X-Real-Port", str(40000 + i)),
-                                                                    ("User-Agent", "TiviMate/5, \"quoted\"")])
-            assert response.status == 200
-            sent.append((ip, 40000 + i))
-        server.wait_rows(count=6)
-        token = server.new_token("investigator")
-        plan = server.api("GET", "/api/v1/evidence/plan", token).json()
-        assert plan == [{"asn": 64500, "as_org": "Example Telecom", "hits": 3, "distinct_ips": 1},
-                        {"asn": 64501, "as_org": "Example Fibre", "hits": 3, "distinct_ips": 1}]
-        via_api = server.api("GET", "/api/v1/evidence/package?asn=64500&domain=iptv-pirata.example", token)
-        assert via_api.status_code == 200 and via_api.headers["content-type"] == "application/zip"
-        auditor = server.new_token("auditor")
-        assert server.api("GET", "/api/v1/evidence/package?asn=64500", auditor).status_code == 403
-    finally:
-        assert server.stop() == 0
-
-    out = tmp_path / "isp-64500.zip"
-    db = f"sqlite:///{server.db_path}"
-    cli = seized("evidence", "package", "--db", db, "--asn", "64500", "--domain", "iptv-pirata.example", "--out", str(out))
-    assert "3 hits" in cli.stdout
-    plan_text = seized("evidence", "plan", "--db", db).stdout
-    assert "Example Telecom" in plan_text and "Example Fibre" in plan_text
-
-    for blob in (out.read_bytes(), via_api.content):
-        with zipfile.ZipFile(io.BytesIO(blob)) as archive:
-            assert sorted(archive.namelist()) == ["README.txt", "hits.csv", "manifest.json"]
-            hits_csv = archive.read("hits.csv")
-            manifest = json.loads(archive.read("manifest.json"))
-            readme = archive.read("README.txt").decode()
-        rows = list(csv.DictReader(io.StringIO(hits_csv.decode(), newline="")))
-        assert list(rows[0]) == ["client_ip", "client_port", "timestamp_utc", "domain", "method", "path", "user_agent"]
-        assert [(r["client_ip"], int(r["client_port"])) for r in rows] == [s for s in sent if s[0] == "203.0.113.5"]
-        assert [r["timestamp_utc"] for r in rows] == sorted(r["timestamp_utc"] for r in rows)
-        assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", r["timestamp_utc"]) for r in rows)
-        assert rows[0]["user_agent"] == 'TiviMate/5, "quoted"' and "secret" not in hits_csv.decode()
-        assert manifest["rows"] == 3 and manifest["filters"] == {"asn": 64500, "domain": "iptv-pirata.example"}
-        assert manifest["files"]["hits.csv"] == hashlib.sha256(hits_csv).hexdigest()
-        assert manifest["files"]["README.txt"] == hashlib.sha256(readme.encode()).hexdigest()
-        assert manifest["chains"][0]["node"] == "test-node" and manifest["chains"][0]["chain_head_now"]["head"]
-        assert "NTP" in manifest["clock"] and manifest["tool"].startswith("seized ")
-        assert "PROC-77" in readme and "porta di origine" in readme  # the case's language
-    checkpoint = json.loads(zipfile.ZipFile(out).read("manifest.json"))["chains"][0]["covering_checkpoint"]
-    assert checkpoint is not None and checkpoint["last_id"] >= 6  # the clean stop's checkpoint covers every row
