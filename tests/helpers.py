@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import atexit
 import json
+import marshal
 from contextlib import closing
 import os
 import re
 import signal
 import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -302,9 +305,9 @@ def kill_group(process: subprocess.Popen) -> None:
 
 
 def seed_hits(db_path, count: int, node: str = "seed", start_ns: int | None = None) -> None:
-    """`count` real rows, made by the same code the writer uses, written straight into a server's
-    SQLite file through the store's own insert (compact rows, shared header sets): client IPs spread
-    over 10.0.0.0/8, ports over 1024-61023, one per millisecond."""
+    """For the benchmarks only (bench/query.py, bench/export.py seed a database file with no server):
+    rows built by the app's own code and written straight into SQLite. Tests seed through the real
+    pipeline with `seed_journal`, which does not use the code under test to make its inputs."""
     import asyncio
 
     from app.capture import Hit
@@ -336,3 +339,144 @@ def seed_hits(db_path, count: int, node: str = "seed", start_ns: int | None = No
             await store.close()
 
     asyncio.run(seed())
+
+
+# -- seeding hits through the real pipeline: journal segment -> ingest -> SQLite ----------------
+#
+# The journal record format, written here from its description (app/journal.py, app/capture.py),
+# not with the app's encoder: a record is MAGIC | payload length (u32 LE) | CRC-32 of the 4 length
+# bytes then the payload (u32 LE) | payload, the payload being marshal.dumps(tuple of the fields
+# below, in this order, version 4). This field list is the contract between the listener workers
+# and the ingest process; it is spelled out here on purpose, so a change to it fails these tests.
+JOURNAL_MAGIC = b"SZJ1"
+JOURNAL_FIELDS = (
+    "source", "sequence", "received_at_ns", "node", "host", "domain", "scheme", "method", "raw_path", "query", "http_version",
+    "client_ip", "client_port", "peer_ip", "peer_port", "server_port", "headers", "body_size", "body_sha256",
+    "form_body", "status", "duration_ms", "error",
+)
+SEED_AGENT = b"Mozilla/5.0 (Linux; Android 11; MAG-Box) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120 " * 3
+SEED_HEADERS = ((b"host", b"seized-iptv.example"), (b"user-agent", SEED_AGENT))
+SEED_HEADERS_PACKED = marshal.dumps(SEED_HEADERS, 4)  # the headers field: itself marshal.dumps of (name, value) pairs
+SEGMENT_RECORDS = 50_000  # records per segment file (a worker's segments are 32 MiB by default)
+
+
+def journal_record(fields: dict) -> bytes:
+    """One framed journal record of `fields` (every name of JOURNAL_FIELDS, typed as a worker types them)."""
+    payload = marshal.dumps(tuple(fields[name] for name in JOURNAL_FIELDS), 4)
+    length = struct.pack("<I", len(payload))
+    return JOURNAL_MAGIC + length + struct.pack("<I", zlib.crc32(length + payload)) + payload
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def stored_time(ns: int) -> str:
+    """Nanoseconds since the epoch in the stored and API form, to the microsecond ('...T06:00:25.123456Z')."""
+    seconds, micros = divmod(ns // 1000, 1_000_000)
+    return (EPOCH + timedelta(seconds=seconds, microseconds=micros)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """What `seed_journal` wrote, as plain functions of a hit's index i (0 = oldest, written first):
+    the expectations of a test come from here, not from what the app stored."""
+
+    node: str
+    source: str  # 8 hex digits: the fake worker's id, part of every uid
+    start_ns: int  # a whole millisecond, so the stored microsecond times are exact
+    count: int
+
+    def received_ns(self, i: int) -> int:
+        return self.start_ns + i * 1_000_000
+
+    def received_at(self, i: int) -> str:
+        return stored_time(self.received_ns(i))
+
+    def uid(self, i: int) -> str:
+        """README: receive time in ns (16 hex), the worker's random id, its sequence number (8 hex)."""
+        return f"{self.received_ns(i):016x}{self.source}{i:08x}"
+
+    @staticmethod
+    def client_ip(i: int) -> str:
+        return f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
+
+    @staticmethod
+    def client_port(i: int) -> int:
+        return 1024 + i % 60000
+
+    @staticmethod
+    def method(i: int) -> str:
+        return "GET" if i % 5 else "POST"
+
+    @staticmethod
+    def domain(i: int) -> str:
+        return "seized-iptv.example" if i % 3 else "iptv-pirata.example"
+
+    @staticmethod
+    def path(i: int) -> str:
+        return f"/live/user{i}/pass/{i}.ts"
+
+    def fields(self, i: int) -> dict:
+        """Hit i's journal record, typed as a listener worker writes it (app/public.py PublicApp.answer)."""
+        return {
+            "source": self.source, "sequence": i, "received_at_ns": self.received_ns(i), "node": self.node,
+            "host": b"seized-iptv.example", "domain": self.domain(i), "scheme": "http", "method": self.method(i),
+            "raw_path": self.path(i).encode(), "query": b"", "http_version": "1.1",
+            "client_ip": self.client_ip(i), "client_port": self.client_port(i), "peer_ip": "127.0.0.1", "peer_port": 40000,
+            "server_port": 8080, "headers": SEED_HEADERS_PACKED, "body_size": 0, "body_sha256": None,
+            "form_body": None, "status": 451, "duration_ms": 0.25, "error": None,
+        }
+
+
+def write_segment(directory: Path, name: str, records: list[bytes]) -> Path:
+    """A sealed segment, as ingest must find it: whole (written under a name ingest ignores, synced,
+    then renamed into place) and unlocked (no writer holds it)."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    final = directory / f"{name}.jrn"
+    temporary = directory / f".{name}.seeding"
+    with open(temporary, "wb") as segment:
+        segment.write(b"".join(records))
+        segment.flush()
+        os.fsync(segment.fileno())
+    os.rename(temporary, final)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return final
+
+
+def seed_journal(server: "Server", count: int, node: str = "seed", start_ns: int | None = None,
+                 timeout: float = 300) -> Seeded:
+    """`count` hits through the real pipeline: journal segments written into the running server's
+    journal directory, ingested by its ingest process; returns once its `hits` view holds all of
+    them. The layout: client IPs spread over 10.0.0.0/8 (10.{i>>16}.{i>>8}.{i}), ports over
+    1024-61023, one hit per millisecond from `start_ns` (default: ending now), every third for
+    iptv-pirata.example, every fifth a POST."""
+    now_ms = time.time_ns() // 1_000_000
+    start = (now_ms - count) * 1_000_000 if start_ns is None else start_ns // 1_000_000 * 1_000_000
+    seeded = Seeded(node=node, source=os.urandom(4).hex(), start_ns=start, count=count)
+    safe_node = re.sub(r"[^A-Za-z0-9_-]", "_", node)
+    stamp = time.time_ns()
+    written = []
+    for part, offset in enumerate(range(0, count, SEGMENT_RECORDS)):
+        records = [journal_record(seeded.fields(i)) for i in range(offset, min(count, offset + SEGMENT_RECORDS))]
+        # <node>.<worker>.<start ns, 20 digits>: ingest reads segments in start order, so in this order.
+        written.append(write_segment(server.journal_dir, f"{safe_node}.seed{seeded.source}.{stamp + part:020d}", records))
+    names = [path.name for path in written]
+
+    def ingested() -> bool:
+        if any(path.exists() for path in written):  # ingest deletes a segment once every row of it is committed
+            return False
+        with closing(sqlite3.connect(server.db_path, timeout=10)) as db:
+            gaps = db.execute(f"SELECT segment, offset, reason FROM journal_gaps WHERE segment IN ({', '.join('?' * len(names))})",
+                              names).fetchall()
+            assert not gaps, f"ingest skipped parts of the seeded journal: {gaps[:5]}"
+            stored = db.execute("SELECT COUNT(*) FROM hits WHERE node = ? AND uid LIKE ?",
+                                (node, "_" * 16 + seeded.source + "%")).fetchone()[0]
+        assert stored == count, f"{stored} of the {count} seeded hits stored"
+        return True
+
+    wait_for(ingested, timeout=timeout, interval=0.2, message=f"the {count} seeded hits were not ingested")
+    return seeded

@@ -1,5 +1,7 @@
 """Retention: old hits are purged in whole chain stretches; what remains still verifies, the
-report says what was purged, and the writer's chain goes on from the cut."""
+report says what was purged, and the writer's chain goes on from the cut. Each verdict is given
+twice: by `seized verify` and by tests/chain_check.py, which knows nothing of seized's code; the
+hits are seeded through the journal and the expectations come from what was seeded."""
 
 import json
 import sqlite3
@@ -7,8 +9,12 @@ import subprocess
 import sys
 import time
 from contextlib import closing
+from types import SimpleNamespace
 
-from helpers import request, seed_hits, wait_for
+import pytest
+
+from chain_check import check_chains, problems_of
+from helpers import Server, request, seed_journal, wait_for
 
 DAY_NS = 86_400 * 10**9
 
@@ -22,34 +28,84 @@ def verify(db) -> dict:
     return json.loads(result.stdout) | {"exit": result.returncode}
 
 
-def test_purge_then_verify(fresh_server):
-    server = fresh_server(domains=[], node="old-node").start()
-    for i in range(4):
-        server.request(target=f"/before/{i}")
-    server.wait_rows(count=4)
+def stored_uids(db_path, node: str) -> list[str]:
+    with closing(sqlite3.connect(db_path)) as conn:
+        return [uid for (uid,) in conn.execute("SELECT uid FROM hits WHERE node = ? ORDER BY id", (node,))]
+
+
+def tampered(db_path, tmp_path, *statements):
+    """A copy of the database, changed by someone who has the file (and so can drop the triggers)."""
+    copy = tmp_path / f"tampered-{len(list(tmp_path.glob('tampered-*.db')))}.db"
+    with closing(sqlite3.connect(db_path)) as source, closing(sqlite3.connect(copy)) as target:
+        source.backup(target)
+    with closing(sqlite3.connect(copy)) as conn, conn:
+        for trigger in ("hit_rows_no_update", "hit_rows_no_delete", "purges_no_update", "purges_no_delete"):
+            conn.execute(f"DROP TRIGGER {trigger}")
+        for statement in statements:
+            conn.execute(statement)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def purged(tmp_path_factory):
+    """A server of node old-node (stopped), with hits seeded through its journal: 10 of old-node 30
+    days old, 30 of `seed` 10 days old, then 20 of `seed` from now; then `seized purge --days 7`.
+    `snapshot` is a copy of the database as the purge left it (test_purge_then_verify goes on with
+    the server's own)."""
+    server = Server(tmp_path_factory.mktemp("purged"), domains=[], settings={"node": "old-node"})
+    try:
+        yield build_purged(server, tmp_path_factory.mktemp("snapshot") / "purged.db")
+    finally:
+        code = server.stop()  # a test may have started it again
+        assert code == 0
+
+
+def build_purged(server: Server, snapshot) -> SimpleNamespace:
+    server.start()
+    old = seed_journal(server, 10, node="old-node", start_ns=time.time_ns() - 30 * DAY_NS)
+    older_seed = seed_journal(server, 30, node="seed", start_ns=time.time_ns() - 10 * DAY_NS)
+    recent_seed = seed_journal(server, 20, node="seed")
     assert server.stop() == 0
     db = f"sqlite:///{server.db_path}"
-    # The hits of old-node are made old; the chain must be rebuilt for that, so build it as seed_hits does.
-    with closing(sqlite3.connect(server.db_path)) as conn, conn:  # past the append-only trigger, then back
-        trigger = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'hit_rows_no_delete'").fetchone()[0]
-        conn.execute("DROP TRIGGER hit_rows_no_delete")
-        conn.execute("DELETE FROM hit_rows")
-        conn.execute(trigger)
-        conn.execute("DELETE FROM checkpoints WHERE node = 'old-node'")
-    seed_hits(server.db_path, 10, node="old-node", start_ns=time.time_ns() - 30 * DAY_NS)
-    seed_hits(server.db_path, 30, node="seed", start_ns=time.time_ns() - 10 * DAY_NS)
-    seed_hits(server.db_path, 20, node="seed")
+    assert stored_uids(server.db_path, "old-node") == [old.uid(i) for i in range(10)]
+    assert stored_uids(server.db_path, "seed") == [older_seed.uid(i) for i in range(30)] + [recent_seed.uid(i) for i in range(20)]
     assert verify(db)["ok"]
+    assert problems_of(server.db_path) == {}
+    before = check_chains(server.db_path)
+    assert (before["old-node"].hits, before["seed"].hits, before["seed"].purges) == (10, 50, [])
+    with closing(sqlite3.connect(server.db_path)) as conn:  # the 30th hit of `seed`: where the cut must fall
+        (at_cut,) = conn.execute("SELECT hash FROM hits WHERE uid = ?", (older_seed.uid(29),)).fetchone()
 
-    assert "nothing to purge" not in seized("purge", "--db", db, "--days", "7").stdout
+    output = seized("purge", "--db", db, "--days", "7").stdout
+    assert "nothing to purge" not in output
+    with closing(sqlite3.connect(server.db_path)) as source, closing(sqlite3.connect(snapshot)) as target:
+        source.backup(target)
+    return SimpleNamespace(server=server, db=db, snapshot=snapshot, older_seed=older_seed, recent_seed=recent_seed,
+                           before=before, at_cut=at_cut)
+
+
+def test_purge_then_verify(purged):
+    server, db, recent_seed, before = purged.server, purged.db, purged.recent_seed, purged.before
+    assert verify(f"sqlite:///{purged.snapshot}") == verify(db)  # nothing but the purge since it was made
     report = verify(db)
     assert report["exit"] == 0 and report["ok"]
     nodes = {n["node"]: n for n in report["nodes"]}
     assert nodes["seed"]["hits"] == 20 and nodes["seed"]["purged"][0]["hits"] == 30
-    with closing(sqlite3.connect(server.db_path)) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM hits WHERE node = 'old-node'").fetchone()[0] == 0
-        assert conn.execute("SELECT COUNT(*) FROM hits WHERE node = 'seed'").fetchone()[0] == 20
+
+    chains = check_chains(server.db_path)
+    assert {node: chain.problems for node, chain in chains.items()} == {"old-node": [], "seed": []}
+    seed = chains["seed"]
+    # What the seeding says must be left and gone: the 30 old hits of `seed`, every hit of old-node.
+    assert stored_uids(server.db_path, "seed") == [recent_seed.uid(i) for i in range(20)]
+    assert stored_uids(server.db_path, "old-node") == []
+    assert (seed.hits, seed.purged_hits, seed.purged_chained, seed.length) == (20, 30, 30, 50)
+    # The cut is where the chain stood after the 30th hit: the head the unpurged chain had there.
+    assert seed.purges[0]["head_at_cut"] == purged.at_cut
+    assert seed.head == before["seed"].head  # the same chain, its start cut off
+    assert (chains["old-node"].hits, chains["old-node"].purged_hits, chains["old-node"].head) == (0, 10, before["old-node"].head)
+    assert chains["old-node"].purges[0]["head_at_cut"] == before["old-node"].head
     assert "nothing to purge" in seized("purge", "--db", db, "--days", "7").stdout  # idempotent
+    assert problems_of(server.db_path) == {}
 
     server.start()  # every hit of old-node is gone: its chain must go on from the recorded cut
     for i in range(3):
@@ -58,14 +114,15 @@ def test_purge_then_verify(fresh_server):
     assert server.stop() == 0
     report = verify(db)
     assert report["ok"], report
-    old = next(n for n in report["nodes"] if n["node"] == "old-node")
-    assert old["hits"] == 3 and old["purged"][0]["hits"] == 10
-    assert old["checkpoints"][-1]["count"] == 13 and old["checkpoints"][-1]["problem"] is None
+    old_report = next(n for n in report["nodes"] if n["node"] == "old-node")
+    assert old_report["hits"] == 3 and old_report["purged"][0]["hits"] == 10
+    assert old_report["checkpoints"][-1]["count"] == 13 and old_report["checkpoints"][-1]["problem"] is None
+    chains = check_chains(server.db_path)
+    assert all(not chain.problems for chain in chains.values()), {n: c.problems for n, c in chains.items()}
+    old_chain = chains["old-node"]
+    assert (old_chain.hits, old_chain.purged_hits, old_chain.length) == (3, 10, 13)
+    assert old_chain.checkpoints_checked >= 1  # the final checkpoint (count 13) was found on the chain
 
-    with closing(sqlite3.connect(server.db_path)) as conn, conn:  # tampering with what remains is still caught
-        conn.execute("DROP TRIGGER hit_rows_no_update")
-        conn.execute("UPDATE hit_rows SET client_port = 1 WHERE id = (SELECT MIN(id) FROM hits WHERE node = 'seed')")
-    assert verify(db)["exit"] == 1
     with closing(sqlite3.connect(server.db_path)) as conn:
         try:
             conn.execute("DELETE FROM purges")
@@ -74,13 +131,46 @@ def test_purge_then_verify(fresh_server):
             assert "append-only" in str(error)
 
 
+def first_id(db_path, node: str, offset: int = 0) -> int:
+    with closing(sqlite3.connect(db_path)) as conn:
+        return conn.execute("SELECT id FROM hits WHERE node = ? ORDER BY id LIMIT 1 OFFSET ?", (node, offset)).fetchone()[0]
+
+
+@pytest.mark.parametrize("change, found", [
+    # An edited field of a hit left after the cut.
+    (lambda ids: f"UPDATE hit_rows SET client_port = 1 WHERE id = {ids['seed']}", "a field was edited"),
+    # The first hits after the cut deleted, with no purge record for them: the chain no longer meets the anchor.
+    (lambda ids: f"DELETE FROM hit_rows WHERE node = 'seed' AND id <= {ids['seed+1']}", "the chain does not start at the cut"),
+    # A hit in the middle of what remains deleted.
+    (lambda ids: f"DELETE FROM hit_rows WHERE id = {ids['seed+5']}", "prev_hash does not match"),
+    # The purge record removed: the remaining chain has nothing to start from.
+    (lambda ids: "DELETE FROM purges WHERE node = 'seed'", "the chain does not start at 64 zeros"),
+    # The purge record's anchor changed.
+    (lambda ids: f"UPDATE purges SET head_at_cut = '{'1' * 64}' WHERE node = 'seed'", "the chain does not start at the cut"),
+    # The newest hits deleted: the checkpoint of the clean stop gives it away.
+    (lambda ids: f"DELETE FROM hit_rows WHERE node = 'seed' AND id >= {ids['seed+18']}", "hits were deleted from its end"),
+], ids=["edited", "deleted-after-the-cut", "deleted-in-the-middle", "purge-record-deleted", "anchor-changed", "deleted-at-the-end"])
+def test_tampering_after_a_purge_is_caught_by_both_verifiers(purged, tmp_path, change, found):
+    ids = {"seed": first_id(purged.snapshot, "seed"), **{f"seed+{n}": first_id(purged.snapshot, "seed", n) for n in (1, 5, 18)}}
+    copy = tampered(purged.snapshot, tmp_path, change(ids))
+    assert verify(f"sqlite:///{copy}")["exit"] == 1
+    problems = problems_of(copy)
+    assert list(problems) == ["seed"], problems
+    assert any(found in problem for problem in problems["seed"]), problems
+
+
 def test_the_server_purges_daily_when_configured(fresh_server):
-    server = fresh_server(domains=[], retention_days=5).start()  # creates the database
+    server = fresh_server(domains=[], retention_days=5).start()  # the purge at start finds nothing yet
+    seeded = seed_journal(server, 25, node="seed", start_ns=time.time_ns() - 9 * DAY_NS)
     assert server.stop() == 0
-    seed_hits(server.db_path, 25, node="seed", start_ns=time.time_ns() - 9 * DAY_NS)
+    assert stored_uids(server.db_path, "seed") == [seeded.uid(i) for i in range(25)]
     server.start()  # the first purge runs at start
     wait_for(lambda: server.rows("node = 'seed'") == [], timeout=20, interval=0.2, message="the old hits were not purged")
     response = request(server.public_port, "GET", "/still-logging")
     assert server.row_for_port(response.local_port)["path"] == "/still-logging"
     assert server.stop() == 0
     assert verify(f"sqlite:///{server.db_path}")["ok"]
+    chains = check_chains(server.db_path)
+    assert {node: chain.problems for node, chain in chains.items()} == {"seed": [], "test-node": []}
+    assert (chains["seed"].hits, chains["seed"].purged_hits) == (0, 25)
+    assert [p["hits"] for p in chains["seed"].purges] == [25]
