@@ -50,6 +50,52 @@ def wait_for(condition, timeout: float = 60, interval: float = 0.1, message: str
         time.sleep(interval)
 
 
+POSTGRES = os.environ.get("SEIZED_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def sql(url: str, query: str, params: tuple | list = ()) -> list[dict]:
+    """Rows of `query` (qmark placeholders, SQL both backends speak) on the database at `url`:
+    sqlite3 on an SQLite file, psycopg on PostgreSQL, never the app's own store."""
+    if url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(url[len("sqlite:///"):], timeout=10)) as db:
+            db.row_factory = sqlite3.Row
+            return [dict(row) for row in db.execute(query, params)]
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as db:
+        return db.execute(query.replace("%", "%%").replace("?", "%s"), params).fetchall()
+
+
+class Databases:
+    """Where the servers of a test session keep their data, on one backend: an SQLite file each,
+    or a PostgreSQL database each, created on the test server and dropped when the session ends."""
+
+    def __init__(self, backend: str):
+        self.backend = backend
+        self.created: list[str] = []
+
+    def url(self, directory: Path) -> str:
+        if self.backend == "sqlite":
+            return f"sqlite:///{directory / 'seized.db'}"
+        name = f"seized_test_{os.getpid()}_{len(self.created)}_{os.urandom(3).hex()}"
+        self._admin(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return POSTGRES.rsplit("/", 1)[0] + "/" + name
+
+    def drop_all(self) -> None:
+        for name in self.created:
+            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.created.clear()
+
+    @staticmethod
+    def _admin(statement: str) -> None:
+        import psycopg
+
+        with psycopg.connect(POSTGRES, autocommit=True) as db:
+            db.execute(statement)
+
+
 ADDRESS_IN_USE = re.compile(r"address already in use", re.IGNORECASE)
 START_ATTEMPTS = 5
 
@@ -135,6 +181,7 @@ class Server:
     directory: Path
     settings: dict = field(default_factory=dict)
     domains: list[dict] = field(default_factory=list)
+    db_url: str | None = None  # default: an SQLite file in `directory` (Databases makes either kind)
     process: subprocess.Popen | None = None
 
     def __post_init__(self):
@@ -142,13 +189,15 @@ class Server:
         self.public_port = free_port()
         self.admin_port = free_port()
         self.db_path = self.directory / "seized.db"
+        self.db_url = self.db_url or f"sqlite:///{self.db_path}"
+        self.backend = "postgres" if self.db_url.startswith("postgresql://") else "sqlite"
         self.journal_dir = self.directory / "journal"
         self.log_path = self.directory / "server.log"
         self.config_path = self.directory / "seized.toml"
         self.write_config()
 
     def write_config(self) -> None:
-        base = {"node": "test-node", "data_dir": str(self.directory), "db": f"sqlite:///{self.db_path}",
+        base = {"node": "test-node", "data_dir": str(self.directory), "db": self.db_url,
                 "video_dir": str(self.directory / "video"), "prerender_videos": False,
                 "public": f"127.0.0.1:{self.public_port}", "admin": f"127.0.0.1:{self.admin_port}"}
         base.update(self.settings)
@@ -267,14 +316,16 @@ class Server:
     def request(self, *args, **kwargs) -> Response:
         return request(self.public_port, *args, **kwargs)
 
-    def rows(self, where: str = "1", params: tuple = ()) -> list[dict]:
-        if not self.db_path.exists():
+    def rows(self, where: str = "true", params: tuple = ()) -> list[dict]:
+        if self.backend == "sqlite" and not self.db_path.exists():
             return []
-        with closing(sqlite3.connect(self.db_path, timeout=10)) as db:
-            db.row_factory = sqlite3.Row
-            return [dict(r) for r in db.execute(f"SELECT * FROM hits WHERE {where} ORDER BY id", params)]
+        return self.sql(f"SELECT * FROM hits WHERE {where} ORDER BY id", params)
 
-    def wait_rows(self, where: str = "1", params: tuple = (), count: int = 1, timeout: float = 30) -> list[dict]:
+    def sql(self, query: str, params: tuple | list = ()) -> list[dict]:
+        """Rows of a query on this server's database, read past the app (sqlite3 or psycopg)."""
+        return sql(self.db_url, query, params)
+
+    def wait_rows(self, where: str = "true", params: tuple = (), count: int = 1, timeout: float = 30) -> list[dict]:
         """Rows matching `where`, once at least `count` of them are stored (ingest batches); after
         `timeout`, whatever there is (the caller's assertion says what was missing)."""
         found: list[dict] = []
@@ -469,12 +520,11 @@ def seed_journal(server: "Server", count: int, node: str = "seed", start_ns: int
     def ingested() -> bool:
         if any(path.exists() for path in written):  # ingest deletes a segment once every row of it is committed
             return False
-        with closing(sqlite3.connect(server.db_path, timeout=10)) as db:
-            gaps = db.execute(f"SELECT segment, offset, reason FROM journal_gaps WHERE segment IN ({', '.join('?' * len(names))})",
-                              names).fetchall()
-            assert not gaps, f"ingest skipped parts of the seeded journal: {gaps[:5]}"
-            stored = db.execute("SELECT COUNT(*) FROM hits WHERE node = ? AND uid LIKE ?",
-                                (node, "_" * 16 + seeded.source + "%")).fetchone()[0]
+        gaps = server.sql(f'SELECT segment, "offset", reason FROM journal_gaps WHERE segment IN ({", ".join("?" * len(names))})',
+                          names)
+        assert not gaps, f"ingest skipped parts of the seeded journal: {gaps[:5]}"
+        stored = server.sql("SELECT COUNT(*) AS n FROM hits WHERE node = ? AND uid LIKE ?",
+                            (node, "_" * 16 + seeded.source + "%"))[0]["n"]
         assert stored == count, f"{stored} of the {count} seeded hits stored"
         return True
 

@@ -9,7 +9,7 @@ from commands import fails, seized
 
 
 def test_domains_added_and_removed_by_cli_reach_the_running_server(server):
-    db = f"sqlite:///{server.db_path}"
+    db = server.db_url
     assert server.request(host="tv.newly-seized.example").text.count("newly-seized.example") == 0
     seized("domains", "add", "Newly-Seized.example", "--db", db, "--agency", "CLI Agency", "--status", "410",
            "--language", "it", "--case-ref", "CLI-1")
@@ -36,7 +36,7 @@ def test_domains_added_and_removed_by_cli_reach_the_running_server(server):
 def test_config_seeds_only_what_the_database_lacks_and_only_once(fresh_server):
     srv = fresh_server(domains=[{"name": "seed.example", "agency": "From Config"},
                                 {"name": "other.example", "agency": "Other From Config"}])
-    db = f"sqlite:///{srv.db_path}"
+    db = srv.db_url
     seized("domains", "add", "seed.example", "--db", db, "--agency", "From Database")
     srv.start()
     assert "From Database" in srv.request(host="seed.example").text
@@ -73,7 +73,7 @@ def test_first_start_prints_an_admin_token_once_and_cli_manages_tokens(fresh_ser
     srv = fresh_server(domains=[]).start()
     token = srv.admin_token
     assert srv.log_path.read_text().count(token) == 1
-    db = f"sqlite:///{srv.db_path}"
+    db = srv.db_url
     investigator = seized("tokens", "create", "--role", "investigator", "--name", "alice", "--db", db).stdout.strip()
     assert investigator.startswith("sz_")
     assert "a token named 'alice' exists" in fails("tokens", "create", "--role", "investigator", "--name", "alice", "--db", db)
@@ -115,7 +115,7 @@ def test_cli_lists_hits_as_ndjson_and_table(server):
     mine_ids = [server.row_for_port(server.request(target=f"/cli-table/{i}").local_port)["id"] for i in range(3)]
     response = server.request(target="/get.php?username=a&password=b")
     mine_ids.append(server.row_for_port(response.local_port)["id"])
-    db = f"sqlite:///{server.db_path}"
+    db = server.db_url
     out = seized("hits", "list", "--db", db, "--limit", "500", "--format", "ndjson").stdout
     records = [json.loads(line) for line in out.splitlines()]
     assert [r["id"] for r in records] == sorted((r["id"] for r in records), reverse=True)

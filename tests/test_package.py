@@ -39,7 +39,7 @@ def test_plan_and_packages_for_isps(tmp_path, fresh_server):
     assert server.stop() == 0  # its clean stop leaves the checkpoint the package names
 
     out = tmp_path / "isp-64500.zip"
-    db = f"sqlite:///{server.db_path}"
+    db = server.db_url
     cli = seized("evidence", "package", "--db", db, "--asn", "64500", "--domain", "iptv-pirata.example", "--out", str(out))
     assert "3 hits" in cli.stdout
     plan_text = seized("evidence", "plan", "--db", db).stdout

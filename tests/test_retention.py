@@ -66,7 +66,7 @@ def build_purged(server: Server, snapshot) -> SimpleNamespace:
     older_seed = seed_journal(server, 30, node="seed", start_ns=time.time_ns() - 10 * DAY_NS)
     recent_seed = seed_journal(server, 20, node="seed")
     assert server.stop() == 0
-    db = f"sqlite:///{server.db_path}"
+    db = server.db_url
     assert stored_uids(server.db_path, "old-node") == [old.uid(i) for i in range(10)]
     assert stored_uids(server.db_path, "seed") == [older_seed.uid(i) for i in range(30)] + [recent_seed.uid(i) for i in range(20)]
     assert verify(db)["ok"]
@@ -169,7 +169,7 @@ def test_the_server_purges_daily_when_configured(fresh_server):
     response = request(server.public_port, "GET", "/still-logging")
     assert server.row_for_port(response.local_port)["path"] == "/still-logging"
     assert server.stop() == 0
-    assert verify(f"sqlite:///{server.db_path}")["ok"]
+    assert verify(server.db_url)["ok"]
     chains = check_chains(server.db_path)
     assert {node: chain.problems for node, chain in chains.items()} == {"seed": [], "test-node": []}
     assert (chains["seed"].hits, chains["seed"].purged_hits) == (0, 25)

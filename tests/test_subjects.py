@@ -18,7 +18,7 @@ def test_import_match_and_report(tmp_path, fresh_server):
     csv_file = tmp_path / "panel.csv"
     csv_file.write_text("Account,email,payment_ref\nalice,alice@example.org,PAY-1\nbob,\"bob, jr@example.org\",PAY-2\n"
                         "00:1A:79:AA:BB:CC,mag@example.org,PAY-3\ncarol,carol@example.org,PAY-4\n")
-    db = f"sqlite:///{server.db_path}"
+    db = server.db_url
     assert "4 added, 0 changed" in seized("subjects", "import", str(csv_file), "--case", "CASE-1", "--db", db).stdout
     assert "0 added, 0 changed, 4 unchanged" in seized("subjects", "import", str(csv_file), "--case", "CASE-1", "--db", db).stdout
     bad = tmp_path / "bad.csv"
@@ -39,14 +39,11 @@ def test_import_match_and_report(tmp_path, fresh_server):
     assert server.api("GET", "/api/v1/subjects", server.new_token("auditor")).status_code == 403
     report = server.api("GET", "/api/v1/subjects/report?case=CASE-1", token).json()
     assert [u["account"] for u in report["unmatched_accounts"]] == ["mallory"]
-    assert server.stop() == 0  # the report below is read from the stopped server's database
+    assert server.stop() == 0  # the report below is read from the stopped server's database (command-line reads are audited too)
     out = tmp_path / "report.json"
     assert "4 subjects, 1 unmatched" in seized("evidence", "subjects-report", "--case", "CASE-1", "--out", str(out), "--db", db).stdout
     report = json.loads(out.read_text())
-    import sqlite3
-    from contextlib import closing
-    with closing(sqlite3.connect(server.db_path)) as conn:  # command-line reads are audited too
-        audited = conn.execute("SELECT role, endpoint, rows FROM audit WHERE method = 'CLI'").fetchall()
+    audited = [(r["role"], r["endpoint"], r["rows"]) for r in server.sql("SELECT role, endpoint, rows FROM audit WHERE method = 'CLI'")]
     assert ("cli", "seized evidence subjects-report", 4) in audited
     by_account = {s["account"]: s for s in report["subjects"]}
     assert by_account["carol"]["hits"] == 0 and by_account["carol"]["first_seen"] is None
