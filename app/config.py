@@ -4,6 +4,7 @@ overridden by command-line options (pydantic-settings does the layering)."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -55,7 +56,9 @@ def normalise_domain(name: str) -> str:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEIZED_", env_nested_delimiter="__", extra="forbid")
 
-    node: str = "node-1"
+    # Stored with every hit and naming its chain: one live deployment per id (a lease in the
+    # database refuses a second). Default: this machine's host name.
+    node: str = Field(default_factory=socket.gethostname, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     # Every piece of state lives under here unless set on its own: the database (seized.db), the
     # journal (journal/), rendered notice videos (video/) and the run files (run/).
     data_dir: Path = Path("data")

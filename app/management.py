@@ -22,6 +22,7 @@ from .process import die_with_parent, run_async, setup_logging
 from .public import video_lines
 from .retention import purge_daily
 from .status import INGEST_FIELDS, MANAGEMENT_FIELDS, WORKER_FIELDS, Counters, pipeline_status
+from . import lease
 from .store import database_identity, open_store
 
 log = logging.getLogger("seized.management")
@@ -89,7 +90,7 @@ async def main(settings: Settings, status: LiveStatus) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
-    tasks = [asyncio.create_task(follow_domains(store, settings))]
+    tasks = [asyncio.create_task(follow_domains(store, settings)), asyncio.create_task(lease.hold(store, settings))]
     if settings.retention_days:
         tasks.append(asyncio.create_task(purge_daily(store, settings.retention_days)))
     if settings.prerender_videos:
@@ -99,6 +100,7 @@ async def main(settings: Settings, status: LiveStatus) -> None:
     finally:
         for task in tasks:
             task.cancel()
+        await lease.release(store, settings)
         await store.close()
     if not server.started:
         raise SystemExit(3)  # could not bind: the supervisor says so and tries again

@@ -26,7 +26,7 @@ import socket
 import sys
 import time
 
-from . import ingest, management, worker
+from . import ingest, lease, management, worker
 from .config import Settings, split_address
 from .domains import write_table_file
 from .process import run_async, setup_logging
@@ -188,10 +188,11 @@ async def seed_domains(store, settings: Settings) -> None:
 
 
 async def prepare_database(settings: Settings) -> None:
-    """Migrate, seed the config's domains, make the first admin token, write the domain list the
+    """Migrate, claim the node id, seed the config's domains, make the first admin token, write the domain list the
     workers start with; then let go of the database."""
     store = await open_store(settings.db)
     try:
+        await lease.claim(store, settings)
         await seed_domains(store, settings)
         first_token = await ensure_admin_token(store)
         if first_token:

@@ -385,3 +385,14 @@ async def compact_hits(db) -> None:
 
 
 SQLITE.append(compact_hits)
+
+# 11: node leases: a node id is held by one running deployment at a time (its lease renewed while
+# it runs); a second one claiming it is refused at start.
+SQLITE.append("""
+CREATE TABLE node_leases (
+    node TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    claimed_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+""")

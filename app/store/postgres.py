@@ -5,14 +5,14 @@ increasing order and a keyset page (`id < cursor`) can never skip a row committe
 
 from __future__ import annotations
 
-import ipaddress
+import time
 from datetime import datetime, timezone
 
 import asyncpg
 
 from ..evidence import GENESIS
 from ..query import RECORD_FIELDS, HitFilter
-from ..record import ip_key, utc_text
+from ..record import iso_utc, utc_text
 from .contract import DuplicateHits, SchemaTooNew
 from .layout import STORED, header_digest, set_key
 from .postgres_schema import HITS_FROM, POSTGRES as MIGRATIONS, RECORD_SQL, utc_text_sql
@@ -363,6 +363,24 @@ class PostgresStore:
                                *record.values())
             await conn.execute("DELETE FROM hit_rows WHERE node = $1 AND id < $2", node, first_new)
             return record
+
+    # -- node leases ----------------------------------------------------------------------------
+
+    async def claim_node(self, node: str, holder: str, ttl_s: float) -> dict | None:
+        """Take or renew the lease on `node`; the other holder's lease when that one is still live."""
+        now = time.time_ns()
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT * FROM node_leases WHERE node = $1 FOR UPDATE", node)
+            if row is not None and row["holder"] != holder and row["expires_at"] > iso_utc(now):
+                return dict(row)
+            await conn.execute(
+                "INSERT INTO node_leases AS l VALUES ($1, $2, $3, $4) ON CONFLICT (node) DO UPDATE SET holder = excluded.holder, "
+                "claimed_at = CASE WHEN l.holder = excluded.holder THEN l.claimed_at ELSE excluded.claimed_at END, "
+                "expires_at = excluded.expires_at", node, holder, iso_utc(now), iso_utc(now + int(ttl_s * 1e9)))
+        return None
+
+    async def release_node(self, node: str, holder: str) -> None:
+        await self.pool.execute("DELETE FROM node_leases WHERE node = $1 AND holder = $2", node, holder)
 
     # -- domains ------------------------------------------------------------------------------
 

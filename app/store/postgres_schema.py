@@ -108,6 +108,9 @@ POSTGRES = [
         first_id bigint NOT NULL, last_id bigint NOT NULL, hits bigint NOT NULL, chained bigint NOT NULL,
         head_at_cut text NOT NULL
     );
+    CREATE TABLE node_leases (
+        node text PRIMARY KEY, holder text NOT NULL, claimed_at text NOT NULL, expires_at text NOT NULL
+    );
     CREATE TABLE journal_progress (
         segment text PRIMARY KEY, "offset" bigint NOT NULL, records bigint NOT NULL, updated_at text NOT NULL
     );
@@ -181,5 +184,9 @@ POSTGRES = [
     + _append_only("journal_gaps", "journal gaps")
     + _append_only("header_sets", "header sets")
     + "CREATE VIEW hits AS SELECT " + ", ".join(f"{sql} AS {name}" for name, sql in RECORD_SQL.items())
-    + f" FROM {HITS_FROM};",
+    + f" FROM {HITS_FROM};"
+    + """
+    CREATE TRIGGER hits_append_only INSTEAD OF UPDATE OR DELETE ON hits
+        FOR EACH ROW EXECUTE FUNCTION seized_refuse('hits are append-only');
+    """,
 ]

@@ -16,7 +16,7 @@ import aiosqlite
 
 from ..evidence import GENESIS
 from ..query import RECORD_FIELDS, HitFilter
-from ..record import ip_key, utc_text
+from ..record import ip_key, iso_utc, utc_text
 from .contract import DuplicateHits, SchemaTooNew
 from .layout import STORED, HeaderSets, received_us, uid_forms, write_rows
 from .migrations import HITS_FROM, HITS_VIEW_COLUMNS, SQLITE as MIGRATIONS, received_text
@@ -482,6 +482,32 @@ class SQLiteStore:
 
     async def ping(self) -> None:
         await self._all("SELECT 1", [])
+
+    # -- node leases ----------------------------------------------------------------------------
+
+    async def claim_node(self, node: str, holder: str, ttl_s: float) -> dict | None:
+        """Take or renew the lease on `node` for `ttl_s` seconds. None when `holder` has it now; the
+        other holder's lease when that one is still live."""
+        now = time.time_ns()
+        try:
+            await self.db.execute("BEGIN IMMEDIATE")
+            rows = await self._all("SELECT * FROM node_leases WHERE node = ?", [node])
+            if rows and rows[0]["holder"] != holder and rows[0]["expires_at"] > iso_utc(now):
+                await self.db.rollback()
+                return rows[0]
+            await self.db.execute(
+                "INSERT INTO node_leases VALUES (?, ?, ?, ?) ON CONFLICT(node) DO UPDATE SET holder = excluded.holder, "
+                "claimed_at = CASE WHEN holder = excluded.holder THEN claimed_at ELSE excluded.claimed_at END, "
+                "expires_at = excluded.expires_at", (node, holder, iso_utc(now), iso_utc(now + int(ttl_s * 1e9))))
+            await self.db.commit()
+        except BaseException:
+            await self.db.rollback()
+            raise
+        return None
+
+    async def release_node(self, node: str, holder: str) -> None:
+        await self.db.execute("DELETE FROM node_leases WHERE node = ? AND holder = ?", (node, holder))
+        await self.db.commit()
 
     # -- domains -----------------------------------------------------------------------------
 
