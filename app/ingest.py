@@ -140,6 +140,16 @@ class Ingest:
         self.store = None
         self.identity = None
 
+    async def reload_state(self) -> None:
+        """After a failed write, go on from what the database holds, not from memory: a commit whose
+        answer was lost with its connection may have stored its rows, chain heads and offsets."""
+        self.heads.clear()
+        self.chain_length.clear()
+        try:
+            self.progress = await self.store.journal_progress()
+        except Exception:  # unreachable: connect afresh once it is back
+            await self.disconnect()
+
     def check_identity(self) -> None:
         """The file at the database path must still be the one this connection writes."""
         identity = database_identity(self.settings.db)
@@ -176,8 +186,9 @@ class Ingest:
                 self.degrade(str(error))
                 await self.disconnect()
                 continue
-            except Exception as error:  # a write failed (locked, disk full, unwritable): retry later
+            except Exception as error:  # a write failed (locked, disk full, unwritable, connection lost): retry later
                 self.degrade(f"database write failed: {error}")
+                await self.reload_state()
                 await asyncio.sleep(CHECK_DATABASE)
                 if self.stopping:
                     return

@@ -1,5 +1,5 @@
 """An independent check of the hash chains, purges included: written from the README ("Verifying
-the chain", "Retention") with sqlite3, hashlib and json only, none of seized's code, so a test that
+the chain", "Retention") with hashlib and json, reading the database with sqlite3 or psycopg (helpers.sql), none of seized's code, so a test that
 uses it does not check the app against itself.
 
     hash = SHA-256(prev_hash || canonical JSON of the stored record)
@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from helpers import sql
 
 GENESIS = "0" * 64
 
@@ -50,24 +52,24 @@ def record_hash(prev_hash: str, row: dict) -> str:
     return hashlib.sha256((prev_hash + text).encode("utf-8")).hexdigest()
 
 
-def check_chains(db_path) -> dict[str, NodeChain]:
-    """Every node's chain in the database (nodes with hits, purges or checkpoints)."""
-    with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
-        db.row_factory = sqlite3.Row
-        nodes = sorted({r[0] for r in db.execute("SELECT node FROM hits UNION SELECT node FROM purges "
-                                                 "UNION SELECT node FROM checkpoints")})
-        return {node: check_node(db, node) for node in nodes}
+def check_chains(database) -> dict[str, NodeChain]:
+    """Every node's chain in the database (a URL, or an SQLite file's path; nodes with hits, purges
+    or checkpoints)."""
+    query = partial(sql, database if isinstance(database, str) else f"sqlite:///{Path(database)}")
+    nodes = sorted({r["node"] for r in query("SELECT node FROM hits UNION SELECT node FROM purges "
+                                              "UNION SELECT node FROM checkpoints")})
+    return {node: check_node(query, node) for node in nodes}
 
 
-def problems_of(db_path) -> dict[str, list[str]]:
+def problems_of(database) -> dict[str, list[str]]:
     """Only the nodes with problems, and theirs: {} when everything verifies."""
-    return {node: chain.problems for node, chain in check_chains(db_path).items() if chain.problems}
+    return {node: chain.problems for node, chain in check_chains(database).items() if chain.problems}
 
 
-def check_node(db: sqlite3.Connection, node: str) -> NodeChain:
+def check_node(query, node: str) -> NodeChain:
     chain = NodeChain(node)
-    purges = [dict(r) for r in db.execute("SELECT * FROM purges WHERE node = ? ORDER BY id", (node,))]
-    checkpoints = [dict(r) for r in db.execute("SELECT * FROM checkpoints WHERE node = ? ORDER BY id", (node,))]
+    purges = query("SELECT * FROM purges WHERE node = ? ORDER BY id", (node,))
+    checkpoints = query("SELECT * FROM checkpoints WHERE node = ? ORDER BY id", (node,))
     chain.purges = purges
 
     # The purge records: ranges in order and apart, counts that add up, the anchor after each cut.
@@ -88,7 +90,7 @@ def check_node(db: sqlite3.Connection, node: str) -> NodeChain:
         anchors[chain.purged_chained] = anchor
 
     # The stored hits: the first links to the anchor, each next one to the one before it.
-    rows = [dict(r) for r in db.execute("SELECT * FROM hits WHERE node = ? ORDER BY id", (node,))]
+    rows = query("SELECT * FROM hits WHERE node = ? ORDER BY id", (node,))
     chain.hits = len(rows)
     last_purged_id = purges[-1]["last_id"] if purges else 0
     inside = [row["id"] for row in rows if row["id"] <= last_purged_id]

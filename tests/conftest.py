@@ -2,7 +2,7 @@ import resource
 
 import pytest
 
-from helpers import Server, wait_for
+from helpers import Databases, Server, wait_for
 
 # The 2,000-connection test (test_durability.py) needs a descriptor per connection, in this process
 # (the client) and in the servers it starts (which inherit the limit): raise the soft limit as far as
@@ -22,10 +22,46 @@ DOMAINS = [
 ]
 
 
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--backend", action="append", choices=BACKENDS,
+                     help="run the server tests on this store only (repeatable; default: both)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "backends(*names): the test runs on these stores only (it reads one's files or "
+                                       "breaks one's server on purpose)")
+
+
+def pytest_generate_tests(metafunc):
+    """Every test that starts a server runs once per store: `backend` is a session-wide parameter
+    that the server fixtures (through `databases`) depend on."""
+    if "backend" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("backend") or list(BACKENDS)
+        marker = metafunc.definition.get_closest_marker("backends")
+        metafunc.parametrize("backend", [b for b in chosen if marker is None or b in marker.args], scope="session")
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
+def databases(backend):
+    """A database per server on the session's store; PostgreSQL's are dropped at the end."""
+    made = Databases(backend)
+    try:
+        yield made
+    finally:
+        made.drop_all()
+
+
+def started(directory, databases, **kwargs) -> Server:
+    return Server(directory, db_url=databases.url(directory), **kwargs).start()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, databases):
     """One real server shared by tests that only read; each test finds its own hits by source port."""
-    srv = Server(tmp_path_factory.mktemp("main"), settings={"body_cap": 4096}, domains=DOMAINS).start()
+    srv = started(tmp_path_factory.mktemp("main"), databases, settings={"body_cap": 4096}, domains=DOMAINS)
     try:
         yield srv
     finally:
@@ -33,10 +69,10 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def proxied_server(tmp_path_factory):
+def proxied_server(tmp_path_factory, databases):
     """A server behind a trusted proxy on 127.0.0.0/8 that passes the client port in X-Real-Port."""
-    srv = Server(tmp_path_factory.mktemp("proxied"), domains=DOMAINS,
-                 settings={"trusted_proxies": ["127.0.0.0/8", "10.0.0.0/8"], "client_port_header": "X-Real-Port"}).start()
+    srv = started(tmp_path_factory.mktemp("proxied"), databases, domains=DOMAINS,
+                  settings={"trusted_proxies": ["127.0.0.0/8", "10.0.0.0/8"], "client_port_header": "X-Real-Port"})
     try:
         yield srv
     finally:
@@ -44,15 +80,16 @@ def proxied_server(tmp_path_factory):
 
 
 @pytest.fixture
-def fresh_server(tmp_path):
+def fresh_server(tmp_path, databases):
     """Servers of the test's own, for tests that stop, lock or flood them: `fresh_server(**settings)`
-    (and `domains=`, DOMAINS by default) makes one, not yet started. Whatever the test did, every one
+    (and `domains=`, DOMAINS by default; `db_url=` another server's database to share it) makes one, not yet started. Whatever the test did, every one
     still running afterwards is stopped, and must stop cleanly (exit 0); a test that stops one itself
     asserts its exit code."""
     servers = []
 
-    def make(domains=DOMAINS, **settings) -> Server:
-        srv = Server(tmp_path / f"s{len(servers)}", settings=settings, domains=domains)
+    def make(domains=DOMAINS, db_url=None, **settings) -> Server:
+        directory = tmp_path / f"s{len(servers)}"
+        srv = Server(directory, settings=settings, domains=domains, db_url=db_url or databases.url(directory))
         servers.append(srv)
         return srv
 
@@ -68,11 +105,11 @@ def fresh_server(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def api_server(tmp_path_factory):
+def api_server(tmp_path_factory, databases):
     """A server behind a trusted proxy (so tests can give hits any client IP via X-Forwarded-For),
     with the failed-login limit raised so the role matrix's 401s do not trip it."""
-    srv = Server(tmp_path_factory.mktemp("api"), domains=DOMAINS,
-                 settings={"trusted_proxies": ["127.0.0.0/8"], "auth_failure_limit": 100_000}).start()
+    srv = started(tmp_path_factory.mktemp("api"), databases, domains=DOMAINS,
+                  settings={"trusted_proxies": ["127.0.0.0/8"], "auth_failure_limit": 100_000})
     try:
         srv.tokens = {role: srv.new_token(role) for role in ("investigator", "auditor")}
         srv.tokens["admin"] = srv.admin_token
@@ -85,10 +122,10 @@ MATCH_KEY = "test-match-key-0123456789"
 
 
 @pytest.fixture(scope="session")
-def iptv_server(tmp_path_factory):
+def iptv_server(tmp_path_factory, databases):
     """A server with a match_key, so password HMACs are kept; its notice videos rendered before the
     first test (rendering takes both cores for seconds, which other tests' requests would wait on)."""
-    srv = Server(tmp_path_factory.mktemp("iptv"), domains=DOMAINS, settings={"match_key": MATCH_KEY, "prerender_videos": True}).start()
+    srv = started(tmp_path_factory.mktemp("iptv"), databases, domains=DOMAINS, settings={"match_key": MATCH_KEY, "prerender_videos": True})
     try:
         wait_for(lambda: "notice videos pre-rendered" in srv.log_path.read_text(), timeout=300,
                  message="the notice videos were not pre-rendered")

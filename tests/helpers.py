@@ -67,6 +67,26 @@ def sql(url: str, query: str, params: tuple | list = ()) -> list[dict]:
         return db.execute(query.replace("%", "%%").replace("?", "%s"), params).fetchall()
 
 
+def tamper(url: str, *statements) -> None:
+    """Change a database as whoever holds it outright can: past the append-only triggers (SQLite:
+    dropped from the file; PostgreSQL: skipped for the session, as its owner may). A statement is
+    SQL, or (SQL, parameters) with qmark placeholders."""
+    statements = [(s, ()) if isinstance(s, str) else s for s in statements]
+    if url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(url[len("sqlite:///"):])) as db, db:
+            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%RAISE(ABORT%'").fetchall():
+                db.execute(f'DROP TRIGGER "{name}"')
+            for statement, params in statements:
+                db.execute(statement, params)
+        return
+    import psycopg
+
+    with psycopg.connect(url) as db:  # one transaction
+        db.execute("SET LOCAL session_replication_role = replica")
+        for statement, params in statements:
+            db.execute(statement.replace("%", "%%").replace("?", "%s"), params)
+
+
 class Databases:
     """Where the servers of a test session keep their data, on one backend: an SQLite file each,
     or a PostgreSQL database each, created on the test server and dropped when the session ends."""
@@ -188,9 +208,10 @@ class Server:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.public_port = free_port()
         self.admin_port = free_port()
-        self.db_path = self.directory / "seized.db"
-        self.db_url = self.db_url or f"sqlite:///{self.db_path}"
+        self.db_url = self.db_url or f"sqlite:///{self.directory / 'seized.db'}"
         self.backend = "postgres" if self.db_url.startswith("postgresql://") else "sqlite"
+        # SQLite: the file (tests read, lock, copy and delete it); PostgreSQL: none
+        self.db_path = Path(self.db_url[len("sqlite:///"):]) if self.backend == "sqlite" else None
         self.journal_dir = self.directory / "journal"
         self.log_path = self.directory / "server.log"
         self.config_path = self.directory / "seized.toml"

@@ -1,6 +1,8 @@
 """The `seized` command against a running server's database."""
 
 import json
+
+import pytest
 from pathlib import Path
 import re
 import time
@@ -54,6 +56,7 @@ def test_invalid_domain_and_missing_config_are_clear_errors(tmp_path):
     assert "config file not found" in fails("hits", "list", "--config", str(tmp_path / "nope.toml"))
 
 
+@pytest.mark.backends("sqlite")  # SEIZED_DB names an SQLite file
 def test_environment_variables_override_the_config_file(fresh_server, monkeypatch):
     srv = fresh_server(domains=[{"name": "env.example"}])
     env_db = srv.directory / "from-env.db"

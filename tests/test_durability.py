@@ -21,7 +21,7 @@ import pytest
 
 from app import journal
 from app.capture import JOURNAL_FIELDS
-from helpers import wait_for
+from helpers import POSTGRES, wait_for
 
 
 def answered_paths(server, paths, concurrency):
@@ -181,6 +181,7 @@ def lock_database(server) -> sqlite3.Connection:
     return holder
 
 
+@pytest.mark.backends("sqlite")  # SQLite's write lock; PostgreSQL's outage has its own test
 def test_locked_database_keeps_hits_in_the_journal_until_it_is_free(fresh_server):
     server = fresh_server().start()
     holder = lock_database(server)
@@ -204,6 +205,7 @@ def test_locked_database_keeps_hits_in_the_journal_until_it_is_free(fresh_server
     assert server.stop() == 0
 
 
+@pytest.mark.backends("sqlite")  # SQLite's write lock; PostgreSQL's outage has its own test
 def test_shutdown_while_locked_leaves_hits_in_the_journal_for_the_next_start(fresh_server):
     server = fresh_server(stop_timeout_s=3).start()
     holder = lock_database(server)
@@ -236,6 +238,43 @@ def journal_record(sequence: int, path: str, ns: int | None = None) -> tuple:
               "body_size": 0,
               "body_sha256": None, "form_body": None, "status": 451, "duration_ms": 0.1, "error": None}
     return tuple(values[name] for name in JOURNAL_FIELDS)
+
+
+def block_database(url: str, blocked: bool) -> None:
+    """PostgreSQL going away for one node, as a stop or restart looks to it: its connections are
+    cut and new ones refused (the test server's other databases, other tests', stay up)."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(POSTGRES, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(not blocked).lower()}')
+        if blocked:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+
+
+@pytest.mark.backends("postgres")
+def test_postgresql_going_away_under_load_loses_and_repeats_nothing(fresh_server):
+    server = fresh_server().start()
+    blocked = threading.Event()
+
+    def outage():
+        block_database(server.db_url, True)
+        blocked.set()
+    try:
+        received = load(server.public_port, "pg-away", connections=16, until=1500, event_at=300, event=outage)
+        assert blocked.is_set()
+        health = wait_for(lambda: (h := server.health())["ingest"]["database_ok"] is False and h, message="outage not seen")
+        assert health["ready"] is False and any("database" in problem for problem in health["problems"]), health
+        assert health["journal"]["lost"] == 0
+    finally:
+        block_database(server.db_url, False)
+    health = wait_for(lambda: (h := server.health())["ready"] and h["ingest"]["backlog_bytes"] == 0 and h, timeout=60,
+                      message="the journal was not ingested once PostgreSQL was back")
+    assert_logged_once(server, "pg-away", received)
+    assert health["ingest"]["ingested"] == health["journal"]["journaled"] >= len(received)
+    report = server.api("GET", "/api/v1/evidence/verify", server.new_token("auditor")).json()
+    assert report["ok"], report
+    assert server.stop() == 0
 
 
 def test_framing_is_length_and_crc32_as_documented():
@@ -275,8 +314,7 @@ def test_torn_and_corrupt_records_are_skipped_as_recorded_gaps(fresh_server):
     rows = server.wait_rows("path LIKE '/torn/%'", count=2)
     assert sorted(r["path"] for r in rows) == ["/torn/0", "/torn/3"]
     health = wait_for(lambda: (h := server.health())["ingest"]["gaps"] >= 3 and h)
-    with closing(sqlite3.connect(server.db_path)) as db:
-        gaps = db.execute("SELECT segment, offset, length, reason FROM journal_gaps ORDER BY id").fetchall()
+    gaps = [tuple(g.values()) for g in server.sql('SELECT segment, "offset", length, reason FROM journal_gaps ORDER BY id')]
     old = [g for g in gaps if g[0].startswith("old.")]
     assert [(g[1], g[2]) for g in old] == [(len(good[0]), len(corrupt) + len(torn)), (len(segment) - 10, 10)]
     assert sum(g[2] for g in gaps if g[0].startswith("noise.")) == 5000
@@ -286,6 +324,7 @@ def test_torn_and_corrupt_records_are_skipped_as_recorded_gaps(fresh_server):
     assert server.stop() == 0
 
 
+@pytest.mark.backends("sqlite")  # the database file itself
 def test_a_deleted_database_is_noticed_and_its_hits_wait_for_a_good_one(fresh_server):
     server = fresh_server().start()
     for i in range(5):
@@ -384,6 +423,7 @@ def test_a_journal_deleted_by_hand_is_noticed_and_a_new_segment_started(fresh_se
     assert server.stop() == 0
 
 
+@pytest.mark.backends("sqlite")  # the database file itself
 def test_a_truncated_shm_file_crashes_only_the_database_readers(fresh_server):
     """SQLite maps `-shm`; truncating it makes a reader die of SIGBUS. The listeners and the
     supervisor hold no database connection: the notice goes on, the readers are restarted."""

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from commands import fails, seized
-from helpers import Server, wait_for
+from helpers import Server, tamper, wait_for
 
 
 def independent_verify(db_path, node):
@@ -43,9 +43,11 @@ def chained(tmp_path_factory):
     return server
 
 
-def report(db_path, *options) -> dict:
-    """`seized verify` of a database file (`options`: e.g. --config, for the signing key it trusts)."""
-    result = seized("verify", "--db", f"sqlite:///{db_path}", *options, check=False)
+def report(database, *options) -> dict:
+    """`seized verify` of a database (a URL, or an SQLite file's path; `options`: e.g. --config, for
+    the signing key it trusts)."""
+    url = database if isinstance(database, str) else f"sqlite:///{database}"
+    result = seized("verify", "--db", url, *options, check=False)
     return json.loads(result.stdout) | {"exit": result.returncode}
 
 
@@ -163,26 +165,23 @@ def test_signed_checkpoints(tmp_path, fresh_server):
     verified = server.api("GET", "/api/v1/evidence/verify", token).json()
     assert verified["ok"]
     assert server.stop() == 0
-    with sqlite3.connect(server.db_path) as db:
-        db.row_factory = sqlite3.Row
-        checkpoints = [dict(r) for r in db.execute("SELECT * FROM checkpoints ORDER BY id")]
+    checkpoints = server.sql("SELECT * FROM checkpoints ORDER BY id")
     assert [c["count"] for c in checkpoints] == [10, 20, 25]  # every 10 hits, and at the clean stop
     for cp in checkpoints:  # checked with the published public key, by code that is not ours
         message = json.dumps({"node": cp["node"], "count": cp["count"], "last_id": cp["last_id"], "head": cp["head"],
                               "at": cp["at"]}, sort_keys=True, separators=(",", ":")).encode()
         Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key)).verify(bytes.fromhex(cp["signature"]), message)
         assert cp["public_key"] == public_key
-    result = report(server.db_path)
+    result = report(server.db_url)
     assert result["ok"] and [c["signature"] for c in result["nodes"][0]["checkpoints"]] == ["valid"] * 3
-    with sqlite3.connect(server.db_path) as db:
-        db.execute("DROP TRIGGER checkpoints_no_update")
-        db.execute("UPDATE checkpoints SET head = ? WHERE count = 20", ("f" * 64,))
-    broken = report(server.db_path)
+    tamper(server.db_url, ("UPDATE checkpoints SET head = ? WHERE count = 20", ("f" * 64,)))
+    broken = report(server.db_url)
     assert broken["exit"] == 1
     assert [c["signature"] for c in broken["nodes"][0]["checkpoints"]] == ["valid", "invalid", "valid"]
     assert broken["nodes"][0]["checkpoints"][1]["problem"] == "the chain at this position differs from the checkpoint"
 
 
+@pytest.mark.backends("sqlite")  # SQLite's write lock; PostgreSQL going away: test_durability
 def test_hits_journaled_while_the_database_is_locked_join_the_chain(fresh_server):
     server = fresh_server(domains=[]).start()
     for i in range(5):
@@ -232,6 +231,7 @@ def pre_chain_database(path, count: int, node: str = "test-node") -> None:
                        [old[c] for c in V4_COLUMNS])
 
 
+@pytest.mark.backends("sqlite")  # only SQLite databases predate the chain
 def test_hits_stored_before_the_chain_are_counted_apart_and_the_chain_starts_after_them(fresh_server, tmp_path):
     server = fresh_server(domains=[])
     pre_chain_database(server.db_path, 3)
@@ -284,9 +284,7 @@ def test_a_checkpoint_signed_by_another_key_is_not_verified(fresh_server, tmp_pa
             server.wait_rows(count=10)
     server.wait_rows(count=12)
     assert server.stop() == 0
-    with closing(sqlite3.connect(server.db_path)) as db:
-        db.row_factory = sqlite3.Row
-        checkpoints = [dict(r) for r in db.execute("SELECT * FROM checkpoints ORDER BY id")]
+    checkpoints = server.sql("SELECT * FROM checkpoints ORDER BY id")
     assert [(c["count"], c["public_key"]) for c in checkpoints] == [(10, our_key), (12, our_key)]
     # verify trusts the key of the config it is given (the server's own, or another's)
     with_ours = ("--config", str(server.config_path))
@@ -297,9 +295,9 @@ def test_a_checkpoint_signed_by_another_key_is_not_verified(fresh_server, tmp_pa
     def signatures(result):
         return [c["signature"] for c in result["nodes"][0]["checkpoints"]]
 
-    untouched = report(server.db_path, *with_ours)
+    untouched = report(server.db_url, *with_ours)
     assert untouched["exit"] == 0 and untouched["ok"] and signatures(untouched) == ["valid", "valid"]
-    elsewhere = report(server.db_path, *with_theirs)  # verified by someone who trusts a different key
+    elsewhere = report(server.db_url, *with_theirs)  # verified by someone who trusts a different key
     assert elsewhere["exit"] == 1 and not elsewhere["ok"]
     assert signatures(elsewhere) == ["signed by another key"] * 2
     assert [c["problem"] for c in elsewhere["nodes"][0]["checkpoints"]] == [None, None]  # the chain itself is whole
@@ -307,14 +305,15 @@ def test_a_checkpoint_signed_by_another_key_is_not_verified(fresh_server, tmp_pa
     # The first checkpoint re-signed with their key, their public key stored beside it: a consistent
     # signature, but not by this server's key.
     first = checkpoints[0]
-    resign = ("UPDATE checkpoints SET public_key = ?, signature = ? WHERE id = ?", (their_key, sign_checkpoint(theirs, first), first["id"]))
-    resigned = tampered(server, tmp_path, resign, options=with_ours, name="resigned.db")
+    tamper(server.db_url, ("UPDATE checkpoints SET public_key = ?, signature = ? WHERE id = ?",
+                           (their_key, sign_checkpoint(theirs, first), first["id"])))
+    resigned = report(server.db_url, *with_ours)
     assert resigned["exit"] == 1 and not resigned["ok"]
     assert signatures(resigned) == ["signed by another key", "valid"]
     # Without a key to trust, verify can only check each signature against the key stored with it
     # (README: "against this server's key when it has one"): the re-signed checkpoint then passes.
-    assert signatures(report(tmp_path / "resigned.db")) == ["valid", "valid"]
+    assert signatures(report(server.db_url)) == ["valid", "valid"]
     # Re-signed with their key while still naming ours: the signature does not hold.
-    ours_named = ("UPDATE checkpoints SET signature = ? WHERE id = ?", (sign_checkpoint(theirs, first), first["id"]))
-    forged = tampered(server, tmp_path, ours_named, options=with_ours, name="forged.db")
+    tamper(server.db_url, ("UPDATE checkpoints SET public_key = ? WHERE id = ?", (our_key, first["id"])))
+    forged = report(server.db_url, *with_ours)
     assert forged["exit"] == 1 and signatures(forged) == ["invalid", "valid"]

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from chain_check import check_chains, problems_of
-from helpers import Server, request, seed_journal, wait_for
+from helpers import Server, request, seed_journal, sql, wait_for
 
 DAY_NS = 86_400 * 10**9
 
@@ -28,9 +28,10 @@ def verify(db) -> dict:
     return json.loads(result.stdout) | {"exit": result.returncode}
 
 
-def stored_uids(db_path, node: str) -> list[str]:
-    with closing(sqlite3.connect(db_path)) as conn:
-        return [uid for (uid,) in conn.execute("SELECT uid FROM hits WHERE node = ? ORDER BY id", (node,))]
+def stored_uids(database, node: str) -> list[str]:
+    """A database's (URL, or SQLite file's path) uids of a node's hits, in id order."""
+    url = database if isinstance(database, str) else f"sqlite:///{database}"
+    return [row["uid"] for row in sql(url, "SELECT uid FROM hits WHERE node = ? ORDER BY id", (node,))]
 
 
 def tampered(db_path, tmp_path, *statements):
@@ -163,14 +164,14 @@ def test_the_server_purges_daily_when_configured(fresh_server):
     server = fresh_server(domains=[], retention_days=5).start()  # the purge at start finds nothing yet
     seeded = seed_journal(server, 25, node="seed", start_ns=time.time_ns() - 9 * DAY_NS)
     assert server.stop() == 0
-    assert stored_uids(server.db_path, "seed") == [seeded.uid(i) for i in range(25)]
+    assert stored_uids(server.db_url, "seed") == [seeded.uid(i) for i in range(25)]
     server.start()  # the first purge runs at start
     wait_for(lambda: server.rows("node = 'seed'") == [], timeout=20, interval=0.2, message="the old hits were not purged")
     response = request(server.public_port, "GET", "/still-logging")
     assert server.row_for_port(response.local_port)["path"] == "/still-logging"
     assert server.stop() == 0
     assert verify(server.db_url)["ok"]
-    chains = check_chains(server.db_path)
+    chains = check_chains(server.db_url)
     assert {node: chain.problems for node, chain in chains.items()} == {"seed": [], "test-node": []}
     assert (chains["seed"].hits, chains["seed"].purged_hits) == (0, 25)
     assert [p["hits"] for p in chains["seed"].purges] == [25]
