@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from .config import load_settings, normalise_domain
 from .query import MAX_PAGE, Exporter, HitFilter, record
-from .store import open_store
+from .store import SchemaTooNew, open_store
 from .tokens import ROLES, create_token
 
 app = typer.Typer(help="seized: the notice service for seized domains, and its evidential hit log.",
@@ -37,6 +37,8 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(notice_app, name="notice")
 app.add_typer(evidence_app, name="evidence")
 app.add_typer(subjects_app, name="subjects")
+db_app = typer.Typer(help="The database: schema migrations, moving a deployment to another store.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file.")]
 DbOption = Annotated[Optional[str], typer.Option("--db", help="Database URL, e.g. sqlite:///data/seized.db.")]
@@ -71,7 +73,11 @@ def _with_store(db_url: str, work):
             return await work(store)
         finally:
             await store.close()
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except SchemaTooNew as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _read(db_url: str, work, command: str, filters: dict, count=len):
@@ -525,6 +531,42 @@ def evidence_keygen(out: Annotated[Path, typer.Option("--out", help="Where to wr
         typer.echo(new_signing_key(out))
     except FileExistsError as error:
         raise typer.BadParameter(f"{out} exists; not overwriting a key") from error
+
+
+@db_app.command("migrate")
+def db_migrate(config: ConfigOption = None, db: DbOption = None):
+    """Bring the database's schema up to this version of seized (serve does it too, at start)."""
+    settings = _settings(config, db=db)
+    version = _with_store(settings.db, lambda store: store.schema_version())
+    typer.echo(f"{settings.db.split('@')[-1]}: schema version {version}")
+
+
+@db_app.command("copy")
+def db_copy(
+    source: Annotated[str, typer.Option("--from", help="The database to copy, e.g. sqlite:///data/seized.db.")],
+    target: Annotated[str, typer.Option("--to", help="An empty database, e.g. postgresql://seized@db/seized.")],
+):
+    """Copy a deployment to another store (e.g. SQLite to PostgreSQL): hits with their chains,
+    checkpoints, purges, audit, domains, tokens, subjects. Stop the nodes writing to --from first;
+    run `seized verify --db <--to>` afterwards."""
+    from .dbcopy import copy_store
+
+    async def run():
+        old = await open_store(source)
+        try:
+            new = await open_store(target)
+            try:
+                return await copy_store(old, new, typer.echo)
+            finally:
+                await new.close()
+        finally:
+            await old.close()
+    try:
+        copied = asyncio.run(run())
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"copied {copied['hits']} hits; check them with: seized verify --db {target}")
 
 
 def main() -> None:

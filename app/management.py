@@ -40,10 +40,14 @@ class LiveStatus:
 
 
 async def follow_domains(store, settings: Settings) -> None:
-    """Keep run/domains.json in step with the database; reopen a database file replaced on disk."""
-    identity, version = database_identity(settings.db), None
+    """Keep run/domains.json in step with the database (the listeners read it every second): at
+    once on a change notified by PostgreSQL, else within DOMAIN_POLL; reopen an SQLite file replaced
+    on disk."""
+    identity, version, changed = database_identity(settings.db), None, None
     while True:
         try:
+            if changed is None:
+                changed = await store.domain_changes()  # PostgreSQL: told at once; SQLite: polled
             current_identity = database_identity(settings.db)
             if current_identity is not None and current_identity != identity:
                 log.warning("the database file changed on disk: reopening it")
@@ -56,7 +60,14 @@ async def follow_domains(store, settings: Settings) -> None:
                 version = current
         except Exception as error:
             log.warning("could not reload domains: %s", error)
-        await asyncio.sleep(DOMAIN_POLL)
+        if changed is None:
+            await asyncio.sleep(DOMAIN_POLL)
+            continue
+        try:
+            await asyncio.wait_for(changed.wait(), DOMAIN_POLL)
+        except asyncio.TimeoutError:
+            pass
+        changed.clear()
 
 
 async def prerender_videos(store, settings: Settings) -> None:

@@ -31,7 +31,7 @@ from .config import Settings, split_address
 from .domains import write_table_file
 from .process import run_async, setup_logging
 from .status import INGEST_FIELDS, MANAGEMENT_FIELDS, WORKER_FIELDS, Counters, pipeline_status
-from .store import open_store
+from .store import SchemaTooNew, open_store
 from .tokens import ensure_admin_token
 
 log = logging.getLogger("seized")
@@ -259,4 +259,7 @@ async def supervise(settings: Settings, sock: socket.socket) -> None:
 
 
 def run(settings: Settings) -> None:
-    run_async(serve(settings))
+    try:
+        run_async(serve(settings))
+    except SchemaTooNew as error:
+        raise SystemExit(f"error: {error}") from None

@@ -57,14 +57,15 @@ def sql(url: str, query: str, params: tuple | list = ()) -> list[dict]:
     """Rows of `query` (qmark placeholders, SQL both backends speak) on the database at `url`:
     sqlite3 on an SQLite file, psycopg on PostgreSQL, never the app's own store."""
     if url.startswith("sqlite:///"):
-        with closing(sqlite3.connect(url[len("sqlite:///"):], timeout=10)) as db:
+        with closing(sqlite3.connect(url[len("sqlite:///"):], timeout=10)) as db, db:  # committed
             db.row_factory = sqlite3.Row
             return [dict(row) for row in db.execute(query, params)]
     import psycopg
     from psycopg.rows import dict_row
 
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as db:
-        return db.execute(query.replace("%", "%%").replace("?", "%s"), params).fetchall()
+        cursor = db.execute(query.replace("%", "%%").replace("?", "%s"), params)
+        return cursor.fetchall() if cursor.description else []
 
 
 def tamper(url: str, *statements) -> None:

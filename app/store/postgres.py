@@ -5,6 +5,7 @@ increasing order and a keyset page (`id < cursor`) can never skip a row committe
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timezone
 
@@ -115,6 +116,7 @@ class PostgresStore:
         self.url = url
         self.pool_size = pool_size
         self.pool: asyncpg.Pool | None = None
+        self.listener: asyncpg.Connection | None = None
         self.header_ids: dict[bytes, int] = {}  # digest -> id; ids never change (header_sets is append-only)
 
     async def open(self) -> None:
@@ -125,7 +127,18 @@ class PostgresStore:
             await self.close()
             raise
 
+    async def domain_changes(self) -> asyncio.Event:
+        """An event set whenever any node changes the domain list (LISTEN/NOTIFY), on a connection
+        of its own; the caller clears it. Polling stays the fallback for a connection lost meanwhile."""
+        changed = asyncio.Event()
+        self.listener = await asyncpg.connect(self.url)
+        await self.listener.add_listener("seized_domains", lambda *_: changed.set())
+        return changed
+
     async def close(self) -> None:
+        if self.listener is not None:
+            self.listener.terminate()
+            self.listener = None
         if self.pool is not None:
             await self.pool.close()
             self.pool = None
@@ -161,7 +174,7 @@ class PostgresStore:
 
     # -- hits ---------------------------------------------------------------------------------
 
-    async def _write_hits(self, conn, rows: list[tuple]) -> None:
+    async def _write_hits(self, conn, rows: list[tuple], ids: list[int] | None = None) -> None:
         """Chained rows (layout.STORED order) into hit_rows, in the caller's transaction, after the
         ingest lock: ids are drawn and committed in order."""
         await conn.execute("SELECT pg_advisory_xact_lock($1)", INGEST_LOCK)
@@ -177,9 +190,12 @@ class PostgresStore:
                 [(digest, *key) for key, digest in digests.items() if digest in missing])
             for record in await conn.fetch("SELECT digest, id FROM header_sets WHERE digest = ANY($1)", missing):
                 self.header_ids[bytes(record["digest"])] = record["id"]
+        records = [physical(row, self.header_ids[digests[key]]) for row, key in zip(rows, keys)]
+        columns = PHYSICAL
+        if ids is not None:
+            records, columns = [(hit_id, *record) for hit_id, record in zip(ids, records)], ("id", *PHYSICAL)
         try:
-            await conn.copy_records_to_table("hit_rows", columns=PHYSICAL, records=[
-                physical(row, self.header_ids[digests[key]]) for row, key in zip(rows, keys)])
+            await conn.copy_records_to_table("hit_rows", columns=columns, records=records)
         except asyncpg.UniqueViolationError as error:
             raise DuplicateHits(str(error)) from error
 
@@ -363,6 +379,58 @@ class PostgresStore:
                                *record.values())
             await conn.execute("DELETE FROM hit_rows WHERE node = $1 AND id < $2", node, first_new)
             return record
+
+    # -- moving a deployment (dbcopy.py) --------------------------------------------------------
+
+    async def dump_table(self, table: str, chunk: int = 5000):
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            batch = []
+            async for record in conn.cursor(f'SELECT * FROM "{table}" ORDER BY 1'):
+                batch.append(dict(record))
+                if len(batch) >= chunk:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+    async def load_table(self, table: str, rows: list[dict]) -> None:
+        if not rows:
+            return
+        columns = list(rows[0])
+        async with self.pool.acquire() as conn, conn.transaction():
+            # ids as they were (OVERRIDING: the identity would number them anew), then the identity after them
+            await conn.executemany(
+                f'INSERT INTO "{table}" ({", ".join(f"{chr(34)}{c}{chr(34)}" for c in columns)}) OVERRIDING SYSTEM VALUE '
+                f'VALUES ({", ".join(f"${i + 1}" for i in range(len(columns)))})', [[row[c] for c in columns] for row in rows])
+            await self._identity_after(conn, table)
+
+    @staticmethod
+    async def _identity_after(conn, table: str) -> None:
+        """A table's identity numbers on after the ids copied into it (tables keyed by text have none)."""
+        sequence = await conn.fetchval("SELECT pg_get_serial_sequence(table_name, 'id') FROM information_schema.columns "
+                                       "WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'id'", table)
+        if sequence:
+            await conn.execute(f'SELECT setval($1::regclass, (SELECT MAX(id) FROM "{table}"))', sequence)
+
+    async def dump_hits(self, chunk: int = 5000):
+        after = 0
+        while rows := await self._all(f"{self._select()} WHERE r.id > $1 ORDER BY r.id LIMIT $2", after, chunk):
+            yield rows
+            after = rows[-1]["id"]
+
+    async def load_hits(self, rows: list[dict]) -> None:
+        """Hits with their ids, uids and hashes as they were (a copy, not an ingest)."""
+        async with self.pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    await self._write_hits(conn, [tuple(row[c] for c in STORED) for row in rows], ids=[row["id"] for row in rows])
+                    await self._identity_after(conn, "hit_rows")
+            except BaseException:
+                self.header_ids.clear()
+                raise
+
+    async def count_rows(self, table: str) -> int:
+        return await self.pool.fetchval(f'SELECT COUNT(*) FROM "{table}"')
 
     # -- node leases ----------------------------------------------------------------------------
 

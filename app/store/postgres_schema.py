@@ -75,6 +75,11 @@ POSTGRES = [
         created_at text NOT NULL,
         updated_at text NOT NULL
     );
+    -- every node's management process LISTENs, and rewrites its listeners' domain list at once
+    CREATE FUNCTION seized_domains_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_notify('seized_domains', ''); RETURN NULL; END $$;
+    CREATE TRIGGER domains_changed AFTER INSERT OR UPDATE OR DELETE ON domains
+        FOR EACH STATEMENT EXECUTE FUNCTION seized_domains_changed();
     CREATE TABLE domain_seeds (name text PRIMARY KEY, seeded_at text NOT NULL);
     CREATE TABLE tokens (
         id text PRIMARY KEY,

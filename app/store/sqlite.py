@@ -483,6 +483,41 @@ class SQLiteStore:
     async def ping(self) -> None:
         await self._all("SELECT 1", [])
 
+    # -- moving a deployment (dbcopy.py) --------------------------------------------------------
+
+    async def dump_table(self, table: str, chunk: int = 5000):
+        rows, offset = None, 0
+        while rows is None or len(rows) == chunk:
+            rows = await self._all(f'SELECT * FROM "{table}" ORDER BY rowid LIMIT ? OFFSET ?', [chunk, offset])
+            offset += len(rows)
+            if rows:
+                yield rows
+
+    async def load_table(self, table: str, rows: list[dict]) -> None:
+        if rows:
+            columns = list(rows[0])
+            await self.db.executemany(f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})',
+                                      [[row[c] for c in columns] for row in rows])
+            await self.db.commit()
+
+    async def dump_hits(self, chunk: int = 5000):
+        after = 0
+        while rows := await self._all(f"{hit_select()} WHERE r.id > ? ORDER BY r.id LIMIT ?", [after, chunk]):
+            yield rows
+            after = rows[-1]["id"]
+
+    async def load_hits(self, rows: list[dict]) -> None:
+        """Hits with their ids, uids and hashes as they were (a copy, not an ingest)."""
+        try:
+            await write_rows(self.db, self.header_sets, [(row["id"], *(row[c] for c in STORED)) for row in rows], with_id=True)
+            await self.db.commit()
+        except BaseException:
+            await self.db.rollback()
+            raise
+
+    async def count_rows(self, table: str) -> int:
+        return (await self._all(f'SELECT COUNT(*) AS n FROM "{table}"', []))[0]["n"]
+
     # -- node leases ----------------------------------------------------------------------------
 
     async def claim_node(self, node: str, holder: str, ttl_s: float) -> dict | None:
@@ -560,6 +595,10 @@ class SQLiteStore:
         cursor = await self.db.execute("DELETE FROM domains WHERE name = ?", (name,))
         await self.db.commit()
         return cursor.rowcount > 0
+
+    async def domain_changes(self) -> None:
+        """None: one SQLite file has no notifications; the domain list is polled."""
+        return None
 
     async def domains_version(self) -> tuple:
         """Changes whenever the domain list changes; cheap enough to poll."""
