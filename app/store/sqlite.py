@@ -95,16 +95,9 @@ def sqlite_where(f: HitFilter, text_keys: bool = False) -> tuple[str, list]:
         add("substr(path, 1, ?) = ?", len(f.path_prefix), f.path_prefix)
     if f.ua is not None:  # tested once per distinct header set, not once per hit
         add("header_set IN (SELECT id FROM header_sets WHERE instr(lower(user_agent), lower(?)) > 0)", f.ua)
-    if f.status is not None:
-        add("status = ?", f.status)
-    if f.node is not None:
-        add("node = ?", f.node)
-    if f.account is not None:
-        add("account = ?", f.account)
-    if f.client_kind is not None:
-        add("client_kind = ?", f.client_kind)
-    if f.asn is not None:
-        add("asn = ?", f.asn)
+    for column in ("status", "node", "account", "client_kind", "asn"):
+        if getattr(f, column) is not None:
+            add(f"{column} = ?", getattr(f, column))
     if f.country is not None:
         add("country = ?", f.country.upper())
     return " AND ".join(clauses) or "1", params
