@@ -50,5 +50,9 @@ async def open_store(url: str, busy_timeout: float = 5.0, cache_mib: int | None 
         from .sqlite import SQLiteStore
 
         store = SQLiteStore(sqlite_path(url), busy_timeout, cache_mib)
-    await store.open()
+    try:
+        await store.open()
+    except BaseException:
+        await store.close()  # an open aiosqlite connection's thread would keep the process alive
+        raise
     return store
