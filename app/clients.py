@@ -32,6 +32,9 @@ class ClientInfo:
     extension: str = ""  # of a stream URL: ts, m3u8, mp4...
 
 
+OUR_AND_PORTAL_DIRECTORIES = ("_seized", "c", "stalker_portal")  # exact case: a user "C" is a user
+
+
 def credential_segments(segments: list[str]) -> tuple[int, int] | None:
     """Where the username and password sit in a stream path, as indexes into its segments."""
     if not segments:
@@ -43,7 +46,7 @@ def credential_segments(segments: list[str]) -> tuple[int, int] | None:
         return 1, 2
     if head == "hlsr" and len(segments) >= 5:  # /hlsr/TOKEN/U/P/... [unverified layout]
         return 2, 3
-    if len(segments) == 3 and STREAM_ID.match(segments[2]) and head not in ("_seized", "c", "stalker_portal"):
+    if len(segments) == 3 and STREAM_ID.match(segments[2]) and segments[0] not in OUR_AND_PORTAL_DIRECTORIES:
         return 0, 1  # /U/P/ID(.ext)
     return None
 

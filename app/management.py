@@ -46,8 +46,14 @@ async def follow_domains(store, settings: Settings) -> None:
     identity, version, changed = database_identity(settings.db), None, None
     while True:
         try:
-            if changed is None:
-                changed = await store.domain_changes()  # PostgreSQL: told at once; SQLite: polled
+            changed = await store.domain_changes()  # PostgreSQL: told at once; SQLite: polled
+            if changed is not None:
+                changed.clear()  # before the read below, so a change notified during it is not lost
+        except Exception as error:
+            if changed is not None:
+                log.warning("lost the notifications of domain changes, polling until they are back: %s", error)
+            changed = None
+        try:
             current_identity = database_identity(settings.db)
             if current_identity is not None and current_identity != identity:
                 log.warning("the database file changed on disk: reopening it")
@@ -67,7 +73,6 @@ async def follow_domains(store, settings: Settings) -> None:
             await asyncio.wait_for(changed.wait(), DOMAIN_POLL)
         except asyncio.TimeoutError:
             pass
-        changed.clear()
 
 
 async def prerender_videos(store, settings: Settings) -> None:

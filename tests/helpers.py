@@ -333,7 +333,7 @@ class Server:
         headers = kwargs.pop("headers", {})
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        return httpx.request(method, self.admin_url(path), headers=headers, timeout=120, **kwargs)
+        return httpx.request(method, self.admin_url(path), headers=headers, **{"timeout": 120, **kwargs})
 
     def request(self, *args, **kwargs) -> Response:
         return request(self.public_port, *args, **kwargs)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from .. import __version__
 from . import audit, domains, evidence, health, hits, subjects, tokens
 from ..notice.texts import load_languages
 from .auth import FailureLimiter
+
+log = logging.getLogger("seized.api")
 
 
 def create_management_app(*, store, pipeline, settings) -> FastAPI:
@@ -25,4 +30,11 @@ def create_management_app(*, store, pipeline, settings) -> FastAPI:
     for module in (health, hits, evidence, subjects, domains, tokens, audit):
         app.include_router(module.router)
     app.add_middleware(audit.AuditMiddleware, store=store)
+
+    async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
+        log.warning("%s %s: the database is unavailable: %s", request.method, request.url.path, error)
+        return JSONResponse({"detail": "the database is unavailable; try again shortly"}, status_code=503,
+                            headers={"Retry-After": "5"})
+    for error in store.unavailable:
+        app.add_exception_handler(error, database_unavailable)
     return app

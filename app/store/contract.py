@@ -20,6 +20,7 @@ class SchemaTooNew(RuntimeError):
 
 class Store(Protocol):
     url: str
+    unavailable: tuple[type[BaseException], ...]  # what this backend raises while its database cannot be reached
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...

@@ -112,11 +112,16 @@ class Where:
 
 
 class PostgresStore:
+    unavailable = (ConnectionError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+                   asyncpg.CannotConnectNowError, asyncpg.ObjectNotInPrerequisiteStateError,
+                   asyncpg.OperatorInterventionError)  # refused, cut, shutting down, not accepting connections
+
     def __init__(self, url: str, pool_size: int = 4):
         self.url = url
         self.pool_size = pool_size
         self.pool: asyncpg.Pool | None = None
         self.listener: asyncpg.Connection | None = None
+        self.changed = asyncio.Event()
         self.header_ids: dict[bytes, int] = {}  # digest -> id; ids never change (header_sets is append-only)
 
     async def open(self) -> None:
@@ -129,11 +134,15 @@ class PostgresStore:
 
     async def domain_changes(self) -> asyncio.Event:
         """An event set whenever any node changes the domain list (LISTEN/NOTIFY), on a connection
-        of its own; the caller clears it. Polling stays the fallback for a connection lost meanwhile."""
-        changed = asyncio.Event()
+        of its own; the caller clears it and asks again each round. A listening connection that was
+        lost (PostgreSQL restarted) is opened anew, with the event set so the caller re-reads the list
+        it may have missed; while it cannot be, this raises and the caller polls."""
+        if self.listener is not None and not self.listener.is_closed():
+            return self.changed
         self.listener = await asyncpg.connect(self.url)
-        await self.listener.add_listener("seized_domains", lambda *_: changed.set())
-        return changed
+        await self.listener.add_listener("seized_domains", lambda *_: self.changed.set())
+        self.changed.set()
+        return self.changed
 
     async def close(self) -> None:
         if self.listener is not None:

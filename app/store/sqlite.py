@@ -187,6 +187,8 @@ def now_iso() -> str:
 
 
 class SQLiteStore:
+    unavailable = (sqlite3.OperationalError,)  # locked past the busy timeout, unreadable, disk I/O
+
     def __init__(self, path: Path, busy_timeout: float = 5.0, cache_mib: int | None = None):
         self.path = Path(path)
         self.url = f"sqlite:///{path}"

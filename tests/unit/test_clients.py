@@ -140,7 +140,7 @@ def test_user_agent_is_never_consulted():
     (["hls", "u", "p", "x"], (1, 2)), (["hls", "u", "p"], None), (["hlsr", "t", "u", "p", "x"], (2, 3)), (["hlsr", "t", "u", "p"], None),
     (["u", "p", "1"], (0, 1)), (["u", "p", "1.ts"], (0, 1)), (["u", "p", "1.m3u8"], (0, 1)), (["u", "p", "1.abcdef"], None),
     (["u", "p", "x1"], None), (["u", "p", "1", "2"], None), (["_seized", "video", "1"], None), (["c", "u", "1"], None),
-    (["stalker_portal", "c", "1"], None), (["C", "u", "1"], None),
+    (["stalker_portal", "c", "1"], None), (["C", "u", "1"], (0, 1)),  # exact case: a user "C" may hide a password
 ])
 def test_credential_segments(segments, expected):
     assert credential_segments(segments) == expected
