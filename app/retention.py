@@ -1,5 +1,7 @@
 """Retention: hits older than `retention_days` are deleted, each node's oldest stretch at a time,
-with a purge record that keeps what remains verifiable (see SQLiteStore.purge)."""
+with a purge record that keeps what remains verifiable. SQLite deletes the rows (SQLiteStore.purge);
+PostgreSQL drops whole monthly partitions, so it keeps hits until their month is past the cutoff
+(PostgresStore.purge_before)."""
 
 from __future__ import annotations
 
@@ -15,13 +17,10 @@ DAY = 86_400
 
 async def purge_expired(store, days: int) -> list[dict]:
     cutoff = utc_text(datetime.now(timezone.utc) - timedelta(days=days))
-    records = []
-    for node in await store.nodes():
-        record = await store.purge(node, cutoff)
-        if record:
-            log.info("purged %d hits of node %s received before %s (ids %d-%d)", record["hits"], node, cutoff,
-                     record["first_id"], record["last_id"])
-            records.append(record)
+    records = await store.purge_before(cutoff)
+    for record in records:
+        log.info("purged %d hits of node %s received before %s (ids %d-%d)", record["hits"], record["node"],
+                 record["cutoff"], record["first_id"], record["last_id"])
     return records
 
 

@@ -6,6 +6,7 @@ increasing order and a keyset page (`id < cursor`) can never skip a row committe
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import datetime, timezone
 
@@ -16,10 +17,12 @@ from ..query import RECORD_FIELDS, HitFilter
 from ..record import iso_utc, utc_text
 from .contract import DuplicateHits, SchemaTooNew
 from .layout import STORED, header_digest, set_key
-from .postgres_schema import HITS_FROM, POSTGRES as MIGRATIONS, RECORD_SQL, utc_text_sql
+from .postgres_schema import (HITS_FROM, POSTGRES as MIGRATIONS, RECORD_SQL, month_of, next_month, partition_name,
+                              partition_sql, utc_text_sql)
 
 DOMAIN_FIELDS = ("agency", "case_ref", "legal_basis", "language", "status", "blocked_by", "notes")
 MIGRATE_LOCK = 0x5E12ED01  # advisory lock ids: one migration at a time, one ingest commit at a time
+log = logging.getLogger("seized.store")
 INGEST_LOCK = 0x5E12ED02
 EXPORT_CHUNK = 2_000
 HIT_COLUMNS = ", ".join(f"{sql} AS {name}" for name, sql in RECORD_SQL.items())
@@ -123,11 +126,16 @@ class PostgresStore:
         self.listener: asyncpg.Connection | None = None
         self.changed = asyncio.Event()
         self.header_ids: dict[bytes, int] = {}  # digest -> id; ids never change (header_sets is append-only)
+        self.partitions: set[datetime] | None = None  # hit_rows' months that have a partition; None: read them
 
     async def open(self) -> None:
         self.pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size, command_timeout=300)
         try:
             await self._migrate()
+            async with self.pool.acquire() as conn, conn.transaction():  # this month's and the next, ahead of need
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", INGEST_LOCK)
+                this_month = month_of(datetime.now(timezone.utc))
+                await self._ensure_partitions(conn, {this_month, next_month(this_month)})
         except BaseException:
             await self.close()
             raise
@@ -183,12 +191,29 @@ class PostgresStore:
 
     # -- hits ---------------------------------------------------------------------------------
 
+    def _forget_cached(self) -> None:
+        """After a rolled-back write: the header sets and partitions it made were never stored."""
+        self.header_ids.clear()
+        self.partitions = None
+
+    async def _ensure_partitions(self, conn, months: set[datetime]) -> None:
+        """Partitions for these months (month_of), in the caller's transaction, under the ingest lock.
+        Made a month ahead at open, so a write seldom makes one (that waits for readers of hit_rows)."""
+        if self.partitions is None:
+            names = await conn.fetch("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                                     "WHERE i.inhparent = 'hit_rows'::regclass")
+            self.partitions = {datetime.strptime(r["relname"], "hit_rows_%Y_%m").replace(tzinfo=timezone.utc) for r in names}
+        for start in sorted(months - self.partitions):
+            await conn.execute(partition_sql(start))
+            self.partitions.add(start)
+
     async def _write_hits(self, conn, rows: list[tuple], ids: list[int] | None = None) -> None:
         """Chained rows (layout.STORED order) into hit_rows, in the caller's transaction, after the
         ingest lock: ids are drawn and committed in order."""
         await conn.execute("SELECT pg_advisory_xact_lock($1)", INGEST_LOCK)
         if not rows:
             return
+        await self._ensure_partitions(conn, {month_of(moment(row[1])) for row in rows})
         keys = [set_key(row) for row in rows]
         digests = {key: header_digest(*key) for key in dict.fromkeys(keys)}
         missing = [digest for digest in digests.values() if digest not in self.header_ids]
@@ -214,7 +239,7 @@ class PostgresStore:
                 async with conn.transaction():
                     await self._write_hits(conn, rows)
             except BaseException:
-                self.header_ids.clear()  # ids of a rolled-back insert were never stored
+                self._forget_cached()
                 raise
         return len(rows)
 
@@ -234,7 +259,7 @@ class PostgresStore:
                             'INSERT INTO journal_gaps (segment, "offset", length, reason, at) VALUES ($1, $2, $3, $4, $5)',
                             [(g["segment"], g["offset"], g["length"], g["reason"], stamp) for g in gaps])
             except BaseException:
-                self.header_ids.clear()
+                self._forget_cached()
                 raise
 
     async def existing_uids(self, uids: list[str]) -> set[str]:
@@ -364,30 +389,45 @@ class PostgresStore:
             return await self._all("SELECT * FROM purges WHERE node = $1 ORDER BY id", node)
         return await self._all("SELECT * FROM purges ORDER BY id")
 
-    async def purge(self, node: str, cutoff: str) -> dict | None:
-        """Delete the node's oldest hits received before `cutoff`, as one stretch from the start of
-        its chain, and record the cut first (hit_rows refuses a DELETE no purge record covers)."""
+    async def purge_before(self, cutoff: str) -> list[dict]:
+        """Drop the partitions (whole months) of hits all received before `cutoff`, recording first
+        each node's cut: the ids it loses, how many were chained, its chain's head there. A month is
+        kept while dropping it would take from some node hits that are not a stretch from the start
+        of its chain (a hit of that month stored after a later one: ingested late)."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", INGEST_LOCK)  # the chain stands still meanwhile
-            first_new = await conn.fetchval("SELECT MIN(id) FROM hit_rows WHERE node = $1 AND received_at >= $2",
-                                            node, moment(cutoff))
-            if first_new is None:
-                first_new = await conn.fetchval("SELECT COALESCE(MAX(id), 0) + 1 FROM hit_rows WHERE node = $1", node)
-            stretch = await conn.fetchrow(
-                "SELECT MIN(id) AS first_id, MAX(id) AS last_id, COUNT(*) AS hits, COUNT(hash) AS chained "
-                "FROM hit_rows WHERE node = $1 AND id < $2", node, first_new)
-            if not stretch["hits"]:
-                return None
-            head = await conn.fetchval("SELECT encode(hash, 'hex') FROM hit_rows WHERE node = $1 AND id < $2 "
-                                       "AND hash IS NOT NULL ORDER BY id DESC LIMIT 1", node, first_new)
-            if head is None:
-                earlier = await conn.fetchval("SELECT head_at_cut FROM purges WHERE node = $1 ORDER BY id DESC LIMIT 1", node)
-                head = earlier or GENESIS
-            record = {"node": node, "at": utc_text(), "cutoff": cutoff, **dict(stretch), "head_at_cut": head}
-            await conn.execute(f"INSERT INTO purges ({', '.join(record)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(record)))})",
-                               *record.values())
-            await conn.execute("DELETE FROM hit_rows WHERE node = $1 AND id < $2", node, first_new)
-            return record
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", INGEST_LOCK)  # the chains stand still meanwhile
+            self.partitions = None
+            await self._ensure_partitions(conn, set())
+            months = sorted(start for start in self.partitions if next_month(start) <= moment(cutoff))
+            while months:
+                boundary = next_month(months[-1])
+                stretches = await conn.fetch(
+                    "SELECT node, MIN(id) AS first_id, MAX(id) AS last_id, COUNT(*) AS hits, COUNT(hash) AS chained, "
+                    "(SELECT MIN(k.id) FROM hit_rows k WHERE k.node = r.node AND k.received_at >= $1) AS first_kept "
+                    "FROM hit_rows r WHERE received_at < $1 GROUP BY node ORDER BY node", boundary)
+                if all(s["first_kept"] is None or s["last_id"] < s["first_kept"] for s in stretches):
+                    break
+                log.warning("retention keeps the month from %s: it holds hits stored after later ones", months[-1])
+                months.pop()
+            if not months:
+                return []
+            records = []
+            for stretch in stretches:
+                node = stretch["node"]
+                head = await conn.fetchval("SELECT encode(hash, 'hex') FROM hit_rows WHERE node = $1 AND received_at < $2 "
+                                           "AND hash IS NOT NULL ORDER BY id DESC LIMIT 1", node, boundary)
+                if head is None:
+                    earlier = await conn.fetchval("SELECT head_at_cut FROM purges WHERE node = $1 ORDER BY id DESC LIMIT 1", node)
+                    head = earlier or GENESIS
+                record = {"node": node, "at": utc_text(), "cutoff": utc_text(boundary),
+                          **{k: stretch[k] for k in ("first_id", "last_id", "hits", "chained")}, "head_at_cut": head}
+                await conn.execute(f"INSERT INTO purges ({', '.join(record)}) VALUES "
+                                   f"({', '.join(f'${i + 1}' for i in range(len(record)))})", *record.values())
+                records.append(record)
+            for start in months:
+                await conn.execute(f"DROP TABLE {partition_name(start)}")
+            self.partitions = None
+            return records
 
     # -- moving a deployment (dbcopy.py) --------------------------------------------------------
 
@@ -435,7 +475,7 @@ class PostgresStore:
                     await self._write_hits(conn, [tuple(row[c] for c in STORED) for row in rows], ids=[row["id"] for row in rows])
                     await self._identity_after(conn, "hit_rows")
             except BaseException:
-                self.header_ids.clear()
+                self._forget_cached()
                 raise
 
     async def count_rows(self, table: str) -> int:

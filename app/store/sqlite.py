@@ -311,6 +311,10 @@ class SQLiteStore:
         where, params = ("WHERE node = ?", [node]) if node else ("", [])
         return await self._all(f"SELECT * FROM purges {where} ORDER BY id", params)
 
+    async def purge_before(self, cutoff: str) -> list[dict]:
+        """Every node's hits received before `cutoff`, each node's as one stretch (purge)."""
+        return [record for node in await self.nodes() if (record := await self.purge(node, cutoff))]
+
     async def purge(self, node: str, cutoff: str) -> dict | None:
         """Delete the node's oldest hits received before `cutoff`, as one stretch from the start of
         its chain (up to its first hit that is not older), and record the cut. None if nothing to do.
