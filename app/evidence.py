@@ -20,7 +20,6 @@ from pathlib import Path
 from .record import COLUMNS
 
 GENESIS = "0" * 64
-CHAIN_COLUMNS = ("prev_hash", "hash")
 NODE = COLUMNS.index("node")
 
 

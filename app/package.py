@@ -13,11 +13,26 @@ import zipfile
 from datetime import datetime, timezone
 
 from . import __version__
+from .hit_fields import RECORD_FIELDS
 from .query import HitFilter
 
-PACKAGE_COLUMNS = ("client_ip", "client_port", "timestamp_utc", "domain", "method", "path", "user_agent")
+# The package's columns: record fields (hit_fields), under the names an ISP's request form uses,
+# each written as `PACKAGE_VALUE` says (the time to the millisecond, absent values empty).
+PACKAGE_FIELDS = {"client_ip": "client_ip", "client_port": "client_port", "received_at": "timestamp_utc",
+                  "domain": "domain", "method": "method", "path": "path", "user_agent": "user_agent"}
+PACKAGE_COLUMNS = tuple(PACKAGE_FIELDS.values())
+PACKAGE_VALUE = {"received_at": lambda at: at[:23] + "Z"}
+if not set(PACKAGE_FIELDS) <= set(RECORD_FIELDS):
+    raise RuntimeError(f"package columns that are no record field: {set(PACKAGE_FIELDS) - set(RECORD_FIELDS)}")
 CLOCK_NOTE = ("Timestamps are taken from the receiving server's system clock, in UTC, when the request head "
               "was complete; keep that clock synchronised by NTP (the operator's responsibility).")
+
+
+def _package_value(name: str, value):
+    if value is None:
+        return ""
+    convert = PACKAGE_VALUE.get(name)
+    return convert(value) if convert else value
 
 
 def _csv_lines(rows) -> bytes:
@@ -39,8 +54,7 @@ async def write_package(store, filters: HitFilter, target, notice, texts: dict[s
         csv_file.write(data)
 
     def write_rows(rows) -> None:
-        write(_csv_lines((r["client_ip"], r["client_port"], r["received_at"][:23] + "Z", r["domain"] or "", r["method"],
-                          r["path"], r["user_agent"] or "") for r in rows))
+        write(_csv_lines([_package_value(name, r[name]) for name in PACKAGE_FIELDS] for r in rows))
 
     await asyncio.to_thread(write, _csv_lines([PACKAGE_COLUMNS]))
     async for rows in store.iter_hits_by_time(filters):

@@ -12,15 +12,11 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from .clients import CLIENT_KINDS
+from .hit_fields import RECORD_FIELDS
 from .record import ip_key, utc_text
 
 GROUPS = ("domain", "hour", "day", "client_ip", "account", "client_kind", "asn", "country")
-# What an investigator sees of a hit: every stored field but the internal CIDR key.
-RECORD_FIELDS = (
-    "id", "uid", "received_at", "node", "host", "domain", "scheme", "method", "path", "query", "http_version",
-    "client_ip", "client_port", "peer_ip", "peer_port", "server_port", "headers", "user_agent", "body_size",
-    "body_sha256", "status", "duration_ms", "error", "client_kind", "account", "device", "password_hmac", "country", "city", "asn", "as_org", "prev_hash", "hash",
-)
+
 MAX_PAGE = 1000
 HEADERS, DEVICE = RECORD_FIELDS.index("headers"), RECORD_FIELDS.index("device")
 

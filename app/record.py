@@ -9,20 +9,18 @@ import ipaddress
 import json
 import os
 import time
+from collections import namedtuple
 from datetime import datetime, timezone
 from functools import lru_cache
 
 from .capture import Hit
+from .hit_fields import ROW_COLUMNS
 from .clients import redact_path
 from .geo import NOWHERE, GeoLookup
 from .redact import REDACTED, redact_form, redact_header
 
-COLUMNS = (
-    "uid", "received_at", "node", "host", "domain", "scheme", "method", "path", "query",
-    "http_version", "client_ip", "client_port", "peer_ip", "peer_port", "server_port",
-    "headers", "user_agent", "body_size", "body_sha256", "status", "duration_ms", "error", "client_ip_key",
-    "client_kind", "account", "device", "password_hmac", "country", "city", "asn", "as_org",
-)
+COLUMNS = ROW_COLUMNS
+Row = namedtuple("Row", ROW_COLUMNS)  # built by name: the order comes from hit_fields alone
 
 
 @lru_cache(maxsize=65_536)  # players poll: the same few addresses come back again and again
@@ -129,41 +127,41 @@ class RowBuilder:
             # The hash of a form that holds a password would let anyone test guesses against it.
             body_sha256 = hashlib.sha256(redact_form(text_of(hit.form_body)).encode("utf-8")).hexdigest()
         remember = self._remember
-        return (
+        return Row(
             # Unique across nodes and restarts, given when the hit is journaled: what makes ingesting
             # a record twice harmless.
-            hit.uid or f"{hit.received_at_ns:016x}{os.urandom(8).hex()}",
-            iso_utc(hit.received_at_ns),
-            hit.node,
-            remember(self._texts, hit.host, text_of),
-            hit.domain,
-            hit.scheme,
-            hit.method,
-            remember(self._paths, hit.raw_path, lambda raw: redact_path(text_of(raw), REDACTED)),
-            remember(self._queries, hit.query, lambda raw: redact_form(text_of(raw))),
-            hit.http_version,
-            hit.client_ip,
-            hit.client_port,
-            hit.peer_ip,
-            hit.peer_port,
-            hit.server_port,
-            headers,
-            user_agent,
-            hit.body_size,
-            body_sha256,
-            hit.status,
-            round(hit.duration_ms, 3),
-            hit.error,
-            ip_key(hit.client_ip),
-            hit.client_kind,
-            hit.account,
-            json.dumps(hit.device, ensure_ascii=False, sort_keys=True) if hit.device else None,
-            remember(self._hmacs, hit.password, lambda password: password_hmac(password, self.match_key) or "")
+            uid=hit.uid or f"{hit.received_at_ns:016x}{os.urandom(8).hex()}",
+            received_at=iso_utc(hit.received_at_ns),
+            node=hit.node,
+            host=remember(self._texts, hit.host, text_of),
+            domain=hit.domain,
+            scheme=hit.scheme,
+            method=hit.method,
+            path=remember(self._paths, hit.raw_path, lambda raw: redact_path(text_of(raw), REDACTED)),
+            query=remember(self._queries, hit.query, lambda raw: redact_form(text_of(raw))),
+            http_version=hit.http_version,
+            client_ip=hit.client_ip,
+            client_port=hit.client_port,
+            peer_ip=hit.peer_ip,
+            peer_port=hit.peer_port,
+            server_port=hit.server_port,
+            headers=headers,
+            user_agent=user_agent,
+            body_size=hit.body_size,
+            body_sha256=body_sha256,
+            status=hit.status,
+            duration_ms=round(hit.duration_ms, 3),
+            error=hit.error,
+            client_ip_key=ip_key(hit.client_ip),
+            client_kind=hit.client_kind,
+            account=hit.account,
+            device=json.dumps(hit.device, ensure_ascii=False, sort_keys=True) if hit.device else None,
+            password_hmac=remember(self._hmacs, hit.password, lambda password: password_hmac(password, self.match_key) or "")
             or None if hit.password else None,
-            place.country,
-            place.city,
-            place.asn,
-            place.as_org,
+            country=place.country,
+            city=place.city,
+            asn=place.asn,
+            as_org=place.as_org,
         )
 
 

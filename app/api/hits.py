@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, create_model
 
+from ..hit_fields import FIELDS
 from ..query import GROUPS, MAX_PAGE, MEDIA_TYPES, Exporter, ExportFormat, HitFilter, parse_cursor, record
 from .auth import ERRORS, problem, require
 
@@ -17,40 +18,8 @@ INVALID = {422: problem("invalid filter or cursor")}
 Filters = Annotated[HitFilter, Query()]
 
 
-class HitRecord(BaseModel):
-    id: int
-    uid: str
-    received_at: str
-    node: str
-    host: str
-    domain: str | None
-    scheme: str
-    method: str
-    path: str
-    query: str
-    http_version: str
-    client_ip: str | None
-    client_port: int | None
-    peer_ip: str | None
-    peer_port: int | None
-    server_port: int | None
-    headers: list[list[str]]
-    user_agent: str | None
-    body_size: int
-    body_sha256: str | None
-    status: int
-    duration_ms: float
-    error: str | None
-    client_kind: str | None
-    account: str | None
-    device: dict[str, str] | None
-    password_hmac: str | None
-    country: str | None
-    city: str | None
-    asn: int | None
-    as_org: str | None
-    prev_hash: str | None
-    hash: str | None
+# The record as the API gives it, built from hit_fields.FIELDS (types and descriptions).
+HitRecord = create_model("HitRecord", **{f.name: (f.type, Field(description=f.about)) for f in FIELDS if f.public})
 
 
 class HitPage(BaseModel):

@@ -22,7 +22,7 @@ import json
 import re
 from functools import lru_cache
 
-from ..evidence import CHAIN_COLUMNS
+from ..hit_fields import CHAIN_COLUMNS
 from ..record import COLUMNS, utc_second
 
 STORED = (*COLUMNS, *CHAIN_COLUMNS)  # a row handed to the store: the record's columns, then the chain's

@@ -1,5 +1,7 @@
 """The schema, one numbered step per change. Applied in order; each recorded in `migrations`."""
 
+from ..hit_fields import check_view
+
 SQLITE = [
     # 1: hits, append-only; domains.
     """
@@ -235,6 +237,7 @@ HITS_VIEW_COLUMNS = {
     "hash": _hex("hash"),
     **{c: f"r.{c}" for c in ("country", "city", "asn", "as_org")},
 }
+check_view("SQLite", HITS_VIEW_COLUMNS)
 HITS_FROM = "hit_rows r LEFT JOIN header_sets s ON s.id = r.header_set"
 _OLD_HITS = tuple(HITS_VIEW_COLUMNS)  # the columns of the table `hits` of versions 6 to 9
 

@@ -8,6 +8,8 @@ record exactly as SQLite's view does. What is evidence is append-only, enforced 
 
 from datetime import datetime, timezone
 
+from ..hit_fields import check_view
+
 # The record's columns as text, read from hit_rows r and header_sets s: the view's columns, and
 # what queries select (with their WHERE on r's own columns, so its indexes serve the filters).
 RECORD_SQL = {
@@ -46,6 +48,7 @@ RECORD_SQL = {
     "asn": "r.asn",
     "as_org": "r.as_org",
 }
+check_view("PostgreSQL", RECORD_SQL)
 HITS_FROM = "hit_rows r LEFT JOIN header_sets s ON s.id = r.header_set"
 
 
