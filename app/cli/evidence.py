@@ -1,0 +1,117 @@
+"""The evidence: `seized verify` and `seized purge` (the chains and their recorded cuts), and
+`seized evidence` (ISP packages and plans, subscriber reports, checkpoint signing keys)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..query import HitFilter
+from .common import ConfigOption, DbOption, audited_read, cli_settings, with_hit_filters, with_store
+
+evidence_app = typer.Typer(help="Evidence: ISP packages and plans, checkpoint signing keys.", no_args_is_help=True)
+
+
+def purge_command(
+    config: ConfigOption = None,
+    db: DbOption = None,
+    days: Annotated[Optional[int], typer.Option(min=1, help="Keep this many days (default: retention_days from the config).")] = None,
+):
+    """Delete hits older than the retention period, recording each cut so `seized verify` still passes."""
+    from ..retention import purge_expired
+
+    settings = cli_settings(config, db=db)
+    days = days or settings.retention_days
+    if not days:
+        raise typer.BadParameter("no retention period: set retention_days in the config or pass --days")
+    purges = with_store(settings.db, lambda store: purge_expired(store, days))
+    for cut in purges:
+        typer.echo(f"node {cut['node']}: purged {cut['hits']} hits (ids {cut['first_id']}-{cut['last_id']}) "
+                   f"received before {cut['cutoff']}")
+    if not purges:
+        typer.echo("nothing to purge")
+
+
+def verify_command(
+    config: ConfigOption = None,
+    db: DbOption = None,
+    node: Annotated[Optional[str], typer.Option(help="Only this node's chain.")] = None,
+):
+    """Walk the hash chain of every node; report the first broken link and check the checkpoints.
+    Exits 1 if anything is wrong."""
+    from ..evidence import load_signing_key, public_key_hex, verify
+
+    settings = cli_settings(config, db=db)
+    trusted = public_key_hex(load_signing_key(settings.signing_key_file)) if settings.signing_key_file else None
+    report = with_store(settings.db, lambda store: verify(store, node, trusted))
+    typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+@evidence_app.command("package")
+@with_hit_filters
+def evidence_package(
+    filters: HitFilter,
+    out: Annotated[Path, typer.Option("--out", help="The ZIP to write.")],
+    config: ConfigOption = None,
+    db: DbOption = None,
+):
+    """One matching package for one ISP data request: hits.csv, manifest.json, README.txt."""
+    from ..domains import load_table
+    from ..notice.texts import load_languages
+    from ..package import write_package
+
+    settings = cli_settings(config, db=db)
+    languages = load_languages()
+
+    async def build(store):
+        table = await load_table(store, settings.notice)
+        notice = table.match(filters.domain) if filters.domain else table.default
+        with open(out, "wb") as target:
+            return await write_package(store, filters, target, notice, languages.get(notice.language, languages["en"]))
+    manifest = audited_read(settings.db, build, "seized evidence package", filters.active(), count=lambda m: m["rows"])
+    typer.echo(f"{out}: {manifest['rows']} hits, hits.csv sha256 {manifest['files']['hits.csv']}")
+
+
+@evidence_app.command("plan")
+@with_hit_filters
+def evidence_plan(filters: HitFilter, config: ConfigOption = None, db: DbOption = None):
+    """Which ISPs to ask: hits and distinct client IPs per autonomous system, busiest first."""
+    rows = audited_read(cli_settings(config, db=db).db, lambda store: store.asn_plan(filters), "seized evidence plan",
+                        filters.active())
+    typer.echo(f"{'asn':>10}  {'hits':>8}  {'ips':>6}  organisation")
+    for row in rows:
+        asn = "-" if row["asn"] is None else row["asn"]
+        typer.echo(f"{asn:>10}  {row['hits']:>8}  {row['distinct_ips']:>6}  {row['as_org'] or '(unknown)'}")
+
+
+@evidence_app.command("subjects-report")
+def evidence_subjects_report(
+    case: Annotated[str, typer.Option("--case")],
+    out: Annotated[Path, typer.Option("--out", help="The JSON report to write.")],
+    config: ConfigOption = None,
+    db: DbOption = None,
+):
+    """For each imported account of a case: hits, (IP, port, UTC time) tuples, ISPs, first and last
+    seen; and the hits whose account matches no imported record."""
+    from ..subjects import subjects_report
+
+    report = audited_read(cli_settings(config, db=db).db, lambda store: subjects_report(store, case),
+                          "seized evidence subjects-report", {"case": case}, count=lambda r: len(r["subjects"]))
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False), "utf-8")
+    typer.echo(f"{out}: {len(report['subjects'])} subjects, {len(report['unmatched_accounts'])} unmatched accounts")
+
+
+@evidence_app.command("keygen")
+def evidence_keygen(out: Annotated[Path, typer.Option("--out", help="Where to write the private key (PEM).")]):
+    """Make an Ed25519 key for signing checkpoints; prints the public key to publish."""
+    from ..evidence import new_signing_key
+
+    try:
+        typer.echo(new_signing_key(out))
+    except FileExistsError as error:
+        raise typer.BadParameter(f"{out} exists; not overwriting a key") from error

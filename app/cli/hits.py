@@ -1,0 +1,125 @@
+"""`seized hits`: read, query and export the hit log, from the database or a running server."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..query import MAX_PAGE, Exporter, HitFilter, record
+from .common import ConfigOption, DbOption, TokenOption, UrlOption, audited_read, check, cli_settings, remote, with_hit_filters
+
+hits_app = typer.Typer(help="Read, query and export the hit log.", no_args_is_help=True)
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    ndjson = "ndjson"
+
+
+class ExportFormat(str, Enum):
+    csv = "csv"
+    ndjson = "ndjson"
+
+
+def _print_table(items: list[dict]) -> None:
+    columns = ("id", "received_at", "client_ip", "client_port", "method", "host", "path", "status")
+    table = [columns] + [tuple("" if item[c] is None else str(item[c]) for c in columns) for item in items]
+    widths = [min(max(len(line[i]) for line in table), 40) for i in range(len(columns))]
+    for line in table:
+        typer.echo("  ".join(cell[:40].ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
+@hits_app.command("list")
+def hits_list(
+    config: ConfigOption = None,
+    db: DbOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many hits, newest first.")] = 20,
+    format: Annotated[Format, typer.Option("--format", "-f", help="table or ndjson.")] = Format.table,
+):
+    """Print the latest hits, newest first."""
+    rows = audited_read(cli_settings(config, db=db).db, lambda store: store.latest_hits(limit), "seized hits list",
+                        {"limit": limit})
+    items = [record(row) for row in rows]
+    if format is Format.table:
+        _print_table(items)
+    else:
+        for item in items:
+            typer.echo(json.dumps(item, ensure_ascii=False))
+
+
+@hits_app.command("query")
+@with_hit_filters
+def hits_query(
+    filters: HitFilter,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many hits, newest first.")] = 100,
+    format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+):
+    """Hits matching the filters, newest first (the same query layer as GET /api/v1/hits)."""
+    if url:
+        items, cursor = [], None
+        with remote(url, token) as client:
+            while len(items) < limit:
+                params = {**filters.active(), "limit": min(MAX_PAGE, limit - len(items))}
+                if cursor:
+                    params["cursor"] = cursor
+                response = client.get("/api/v1/hits", params=params)
+                check(response)
+                page = response.json()
+                items += page["items"]
+                cursor = page["next_cursor"]
+                if not cursor:
+                    break
+    else:
+        rows = audited_read(cli_settings(config, db=db).db, lambda store: store.query_hits(filters, None, limit),
+                            "seized hits query", {**filters.active(), "limit": limit})
+        items = [record(row) for row in rows]
+    if format is Format.table:
+        _print_table(items)
+        return
+    exporter = Exporter(format.value)
+    sys.stdout.write(exporter.start())
+    sys.stdout.write(exporter.items(items))
+
+
+@hits_app.command("export")
+@with_hit_filters
+def hits_export(
+    filters: HitFilter,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    format: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.csv,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here instead of standard output.")] = None,
+):
+    """Every matching hit, oldest first, streamed (the same export as GET /api/v1/hits/export)."""
+    target = open(out, "w", encoding="utf-8", newline="") if out else sys.stdout
+    try:
+        if url:
+            with remote(url, token) as client, client.stream(
+                    "GET", "/api/v1/hits/export", params={**filters.active(), "format": format.value}) as response:
+                check(response)
+                for text in response.iter_text():
+                    target.write(text)
+        else:
+            async def export(store):
+                exporter, count = Exporter(format.value), 0
+                target.write(exporter.start())
+                async for rows in store.iter_hits(filters, format.value):
+                    target.write(exporter.rows(rows))
+                    count += len(rows)
+                return count
+            audited_read(cli_settings(config, db=db).db, export, "seized hits export", filters.active(), count=lambda n: n)
+    finally:
+        if out:
+            target.close()
