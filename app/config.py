@@ -46,8 +46,16 @@ class DomainSeed(BaseModel):
         return normalise_domain(name)
 
 
+def canonical_domain(name: str) -> str:
+    """A domain name as seized stores it and looks it up: 'WWW.Example.TV.' -> 'www.example.tv'
+    (no surrounding space, lower case, no trailing dot). Never raises: a lookup of a name that is
+    no domain name finds nothing. What is stored goes through `normalise_domain`."""
+    return name.strip().lower().rstrip(".")
+
+
 def normalise_domain(name: str) -> str:
-    name = name.strip().lower().rstrip(".")
+    """`canonical_domain`, refusing what is no domain name (empty, a port, a URL, a user, controls)."""
+    name = canonical_domain(name)
     if not name or any(ord(c) < 33 or c in "/:@[]\x7f" for c in name):
         raise ValueError(f"not a domain name: {name!r}")
     return name

@@ -33,7 +33,9 @@ def resolve_notice(domain: str | None, defaults: NoticeSettings, **fields) -> No
 
 
 def host_name(host: str) -> str:
-    """'WWW.Example.TV:8080' -> 'www.example.tv'; '[::1]:80' -> '::1'. Never raises."""
+    """'WWW.Example.TV:8080' -> 'www.example.tv'; '[::1]:80' -> '::1'. Never raises.
+    The name is config.canonical_domain's spelling, but cased and stripped around the port rather
+    than by calling it: 'a.tv :80' stays 'a.tv ' (no match), as it always has (tests/unit/test_domain_names.py)."""
     host = host.strip().lower()
     if host.startswith("["):
         return host[1:].partition("]")[0]

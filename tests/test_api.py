@@ -374,3 +374,20 @@ def test_domain_changes_reach_the_public_listener_without_restart(api_server):
     assert api_server.api("GET", f"/api/v1/domains/{name}", admin).status_code == 404
     assert api_server.api("DELETE", f"/api/v1/domains/{name}", admin).status_code == 404
     assert api_server.api("POST", "/api/v1/domains", admin, json={"name": "bad/name"}).status_code == 422
+
+
+def test_a_domain_is_found_by_any_spelling_of_its_name(api_server):
+    """GET, PATCH and DELETE /api/v1/domains/{name} spell the name as POST and `seized domains
+    remove` do: upper case and a trailing dot name the same domain."""
+    admin = api_server.tokens["admin"]
+    name = f"dot-{marker()}.example"
+    assert api_server.api("POST", "/api/v1/domains", admin, json={"name": name}).status_code == 201
+    spelled = f"{name.upper()}."
+
+    got = api_server.api("GET", f"/api/v1/domains/{spelled}", admin)
+    assert got.status_code == 200 and got.json()["name"] == name
+    patched = api_server.api("PATCH", f"/api/v1/domains/{spelled}", admin, json={"agency": "Dotted Agency"})
+    assert patched.status_code == 200 and patched.json()["name"] == name and patched.json()["agency"] == "Dotted Agency"
+    assert api_server.api("GET", f"/api/v1/domains/{name}", admin).json()["agency"] == "Dotted Agency"
+    assert api_server.api("DELETE", f"/api/v1/domains/{spelled}", admin).status_code == 204
+    assert api_server.api("GET", f"/api/v1/domains/{name}", admin).status_code == 404

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
-from ..config import normalise_domain
+from ..config import canonical_domain, normalise_domain
 from .auth import BAD_BODY, ERRORS, problem, require
 
 router = APIRouter(prefix="/api/v1", tags=["domains"], responses=ERRORS, dependencies=[Depends(require("admin"))])
@@ -75,7 +75,7 @@ async def add_domain(request: Request, domain: DomainIn) -> DomainOut:
 
 @router.get("/domains/{name}", response_model=DomainOut, responses={404: problem("no such domain")})
 async def get_domain(request: Request, name: str) -> DomainOut:
-    row = await request.app.state.store.get_domain(name.strip().lower())
+    row = await request.app.state.store.get_domain(canonical_domain(name))
     if row is None:
         raise HTTPException(404, f"no domain {name}")
     return domain_out(row)
@@ -86,7 +86,7 @@ async def get_domain(request: Request, name: str) -> DomainOut:
 async def update_domain(request: Request, name: str, patch: DomainPatch) -> DomainOut:
     """Changes only the fields sent; sending null clears a notice field back to the default."""
     store = request.app.state.store
-    name = name.strip().lower()
+    name = canonical_domain(name)
     fields = patch.model_dump(include=patch.model_fields_set)
     if fields.get("active") is None:
         fields.pop("active", None)
@@ -100,6 +100,6 @@ async def update_domain(request: Request, name: str, patch: DomainPatch) -> Doma
 @router.delete("/domains/{name}", status_code=204, responses={404: problem("no such domain")})
 async def remove_domain(request: Request, name: str) -> Response:
     """Removes the domain; its hits stay in the log."""
-    if not await request.app.state.store.remove_domain(name.strip().lower()):
+    if not await request.app.state.store.remove_domain(canonical_domain(name)):
         raise HTTPException(404, f"no domain {name}")
     return Response(status_code=204)

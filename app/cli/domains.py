@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import normalise_domain
+from ..config import canonical_domain, normalise_domain
 from .common import ConfigOption, DbOption, cli_settings, with_store
 
 domains_app = typer.Typer(help="Manage the seized-domain list (stored in the database).", no_args_is_help=True)
@@ -50,7 +50,7 @@ def domains_add(
 @domains_app.command("remove")
 def domains_remove(name: str, config: ConfigOption = None, db: DbOption = None):
     """Remove a seized domain. Its hits stay in the log."""
-    name = name.strip().lower().rstrip(".")
+    name = canonical_domain(name)
     if not with_store(cli_settings(config, db=db).db, lambda store: store.remove_domain(name)):
         typer.echo(f"no such domain: {name}", err=True)
         raise typer.Exit(1)
