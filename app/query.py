@@ -6,6 +6,7 @@ import csv
 import io
 import ipaddress
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -97,35 +98,46 @@ def export_item(item: dict) -> dict:
     return {**item, "received_at": item["received_at"][:23] + "Z"}
 
 
-ExportFormat = Literal["csv", "ndjson"]
-MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
-
-
 class Exporter:
     """Rows to export text, a chunk at a time so memory stays flat however many rows there are.
-    CSV follows RFC 4180: a header row, CRLF line ends, fields quoted when they need it.
-    The rows are what SQLiteStore.iter_hits yields: plain tuples in RECORD_FIELDS order, received_at
-    already to the millisecond, headers and device as their stored JSON text."""
+    `Exporter(fmt)` is the writer of that format in EXPORT_FORMATS.
+    The rows are what a store's iter_hits(filters, fmt) yields: plain tuples in RECORD_FIELDS order,
+    received_at already to the millisecond, headers and device as their stored JSON text."""
 
-    def __init__(self, fmt: ExportFormat):
-        self.fmt = fmt
-        self._buffer = io.StringIO()
-        self._csv = csv.writer(self._buffer, lineterminator="\r\n")
-        self._json: dict[str, str] = {}  # stored JSON -> as exports write it; a box sends the same headers again and again
-        self._parsed: dict[str, object] = {}
+    def __new__(cls, fmt: str | None = None):
+        return super().__new__(EXPORT_FORMATS[fmt].writer if cls is Exporter else cls)
+
+    def __init__(self, fmt: str | None = None):
+        # stored JSON -> as this format writes it; a box sends the same headers again and again
+        self._json: dict[str, object] = {}
 
     def start(self) -> str:
-        return self._csv_lines([RECORD_FIELDS]) if self.fmt == "csv" else ""
+        """What comes before the first row."""
+        return ""
 
     def rows(self, rows) -> str:
-        """Export rows (SQLiteStore.iter_hits(filters, fmt)) to export text."""
-        if self.fmt == "csv" and rows and len(rows[0]) == 2:  # (id, line): the store built the lines
+        """Export rows (a store's iter_hits(filters, fmt)) to export text."""
+        raise NotImplementedError
+
+    def items(self, items) -> str:
+        """Hit records (as the API returns them) to export text."""
+        raise NotImplementedError
+
+
+class CsvExporter(Exporter):
+    """CSV follows RFC 4180: a header row, CRLF line ends, fields quoted when they need it."""
+
+    def __init__(self, fmt: str | None = None):
+        super().__init__(fmt)
+        self._buffer = io.StringIO()
+        self._csv = csv.writer(self._buffer, lineterminator="\r\n")
+
+    def start(self) -> str:
+        return self._csv_lines([RECORD_FIELDS])
+
+    def rows(self, rows) -> str:
+        if rows and len(rows[0]) == 2:  # (id, line): the store built the lines
             return "\r\n".join([line for _, line in rows]) + "\r\n"
-        if self.fmt == "ndjson":
-            parsed = self._parse
-            return "".join([json.dumps({**dict(zip(RECORD_FIELDS, row)), "headers": parsed(row[HEADERS]),
-                                        "device": parsed(row[DEVICE]) if row[DEVICE] else None}, ensure_ascii=False) + "\n"
-                            for row in rows])
         cache, lines = self._json, []
         for row in rows:
             line = list(row)
@@ -137,13 +149,6 @@ class Exporter:
             lines.append(line)
         return self._csv_lines(lines)
 
-    def _parse(self, text: str):
-        if text not in self._parsed:
-            if len(self._parsed) > 10_000:
-                self._parsed.clear()
-            self._parsed[text] = json.loads(text)
-        return self._parsed[text]
-
     def _reformat(self, text: str) -> str:
         """Stored JSON as the CSV has always carried it (json.dumps' default separators)."""
         if len(self._json) > 10_000:
@@ -152,10 +157,7 @@ class Exporter:
         return self._json[text]
 
     def items(self, items) -> str:
-        """Hit records (as the API returns them) to export text."""
         items = [export_item(item) for item in items]
-        if self.fmt == "ndjson":
-            return "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
         return self._csv_lines(
             ["" if item[f] is None else json.dumps(item[f], ensure_ascii=False) if f in ("headers", "device") else item[f]
              for f in RECORD_FIELDS]
@@ -167,3 +169,40 @@ class Exporter:
         self._buffer.truncate()
         self._csv.writerows(lines)
         return self._buffer.getvalue()
+
+
+class NdjsonExporter(Exporter):
+    """One JSON object per line, LF line ends."""
+
+    def rows(self, rows) -> str:
+        parsed = self._parse
+        return "".join([json.dumps({**dict(zip(RECORD_FIELDS, row)), "headers": parsed(row[HEADERS]),
+                                    "device": parsed(row[DEVICE]) if row[DEVICE] else None}, ensure_ascii=False) + "\n"
+                        for row in rows])
+
+    def _parse(self, text: str):
+        if text not in self._json:
+            if len(self._json) > 10_000:
+                self._json.clear()
+            self._json[text] = json.loads(text)
+        return self._json[text]
+
+    def items(self, items) -> str:
+        return "".join(json.dumps(export_item(item), ensure_ascii=False) + "\n" for item in items)
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    label: str  # as the API's documentation names it
+    media_type: str  # the answer's Content-Type
+    suffix: str  # of the file name, hits.<suffix>
+    writer: type[Exporter]
+
+
+# The export formats: the CLI's --format choices, the API's `format` parameter, its media types and
+# the OpenAPI document's content types are all made from this. A new format is one more entry.
+EXPORT_FORMATS: dict[str, ExportSpec] = {
+    "csv": ExportSpec("CSV (RFC 4180, header row)", "text/csv; charset=utf-8", "csv", CsvExporter),
+    "ndjson": ExportSpec("NDJSON", "application/x-ndjson", "ndjson", NdjsonExporter),
+}
+ExportFormat = Literal[tuple(EXPORT_FORMATS)]  # type: ignore[valid-type]

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, create_model
 
 from ..hit_fields import FIELDS
-from ..query import GROUPS, MAX_PAGE, MEDIA_TYPES, Exporter, ExportFormat, HitFilter, parse_cursor, record
+from ..query import EXPORT_FORMATS, GROUPS, MAX_PAGE, Exporter, ExportFormat, HitFilter, parse_cursor, record
 from .auth import ERRORS, problem, require
 
 router = APIRouter(prefix="/api/v1", tags=["hits"], responses=ERRORS, dependencies=[Depends(require("investigator"))])
@@ -57,8 +57,9 @@ async def list_hits(
 
 
 @router.get("/hits/export", responses={**INVALID, 200: {
-    "description": "every matching hit, oldest first; CSV (RFC 4180, header row) or NDJSON; timestamps to the millisecond",
-    "content": {"text/csv": {"schema": {"type": "string"}}, "application/x-ndjson": {"schema": {"type": "string"}}},
+    "description": f"every matching hit, oldest first; {' or '.join(spec.label for spec in EXPORT_FORMATS.values())}; "
+                   "timestamps to the millisecond",
+    "content": {spec.media_type.partition(";")[0]: {"schema": {"type": "string"}} for spec in EXPORT_FORMATS.values()},
 }})
 async def export_hits(request: Request, filters: Filters, format: ExportFormat = "csv") -> StreamingResponse:
     """Streamed, in constant memory however many rows match."""
@@ -72,8 +73,9 @@ async def export_hits(request: Request, filters: Filters, format: ExportFormat =
             request.state.audit_rows += len(rows)
             yield await asyncio.to_thread(exporter.rows, rows)  # formatting off the event loop the listeners share
 
-    filename = f"hits.{format}"
-    return StreamingResponse(body(), media_type=MEDIA_TYPES[format],
+    spec = EXPORT_FORMATS[format]
+    filename = f"hits.{spec.suffix}"
+    return StreamingResponse(body(), media_type=spec.media_type,
                              headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 

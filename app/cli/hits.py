@@ -10,21 +10,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..query import MAX_PAGE, Exporter, HitFilter, record
+from ..query import EXPORT_FORMATS, MAX_PAGE, Exporter, HitFilter, record
 from .common import ConfigOption, DbOption, TokenOption, UrlOption, audited_read, check, cli_settings, remote, with_hit_filters
 
 hits_app = typer.Typer(help="Read, query and export the hit log.", no_args_is_help=True)
 
 
-class Format(str, Enum):
-    table = "table"
-    csv = "csv"
-    ndjson = "ndjson"
-
-
-class ExportFormat(str, Enum):
-    csv = "csv"
-    ndjson = "ndjson"
+# The choices of --format: the export formats (query.EXPORT_FORMATS), and a table for reading.
+ExportFormat = Enum("ExportFormat", {name: name for name in EXPORT_FORMATS}, type=str)
+Format = Enum("Format", {"table": "table", **{name: name for name in EXPORT_FORMATS}}, type=str)
 
 
 def _print_table(items: list[dict]) -> None:
