@@ -162,7 +162,9 @@ def test_tampering_after_a_purge_is_caught_by_both_verifiers(purged, tmp_path, c
 
 def test_the_server_purges_daily_when_configured(fresh_server):
     server = fresh_server(domains=[], retention_days=5).start()  # the purge at start finds nothing yet
-    seeded = seed_journal(server, 25, node="seed", start_ns=time.time_ns() - 9 * DAY_NS)
+    # 45 days old: a month that ended at least 14 days ago, so PostgreSQL (which drops whole months)
+    # purges them with a 5-day retention as SQLite does.
+    seeded = seed_journal(server, 25, node="seed", start_ns=time.time_ns() - 45 * DAY_NS)
     assert server.stop() == 0
     assert stored_uids(server.db_url, "seed") == [seeded.uid(i) for i in range(25)]
     server.start()  # the first purge runs at start
