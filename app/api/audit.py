@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from ..query import parse_cursor, utc_text
 from .auth import ERRORS, problem, require
+from .deps import StoreDep
 
 log = logging.getLogger("seized.audit")
 
@@ -83,6 +84,7 @@ router = APIRouter(prefix="/api/v1", tags=["audit"], responses=ERRORS)
             responses={422: problem("invalid filter")})
 async def read_audit(
     request: Request,
+    store: StoreDep,
     since: Annotated[datetime | None, Query(description="at or after (RFC 3339)")] = None,
     until: Annotated[datetime | None, Query(description="before (RFC 3339)")] = None,
     token_name: Annotated[str | None, Query(description="requests made with this token")] = None,
@@ -94,7 +96,7 @@ async def read_audit(
         before_id = parse_cursor(cursor)
     except ValueError as error:
         raise HTTPException(422, str(error)) from error
-    rows = await request.app.state.store.query_audit(
+    rows = await store.query_audit(
         since=utc_text(since) if since else None, until=utc_text(until) if until else None,
         token_name=token_name, before_id=before_id, limit=limit)
     request.state.audit_rows = len(rows)

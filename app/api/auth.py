@@ -9,6 +9,7 @@ from fastapi import HTTPException, Request
 from pydantic import BaseModel
 
 from ..tokens import Principal, verify_token
+from .deps import StoreDep
 
 
 class Problem(BaseModel):
@@ -64,7 +65,7 @@ class FailureLimiter:
 def require(*roles: str):
     """A dependency: the caller's token must be valid and carry one of `roles`."""
 
-    async def check(request: Request) -> Principal:
+    async def check(request: Request, store: StoreDep) -> Principal:
         limiter: FailureLimiter = request.app.state.limiter
         address = request.client.host if request.client else "unknown"
         retry = limiter.retry_after(address)
@@ -73,7 +74,7 @@ def require(*roles: str):
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         principal = None
         if scheme.lower() == "bearer" and token.strip():
-            principal = await verify_token(request.app.state.store, token.strip())
+            principal = await verify_token(store, token.strip())
         if principal is None:
             limiter.fail(address)
             raise HTTPException(401, "missing, invalid, expired or revoked token", headers={"WWW-Authenticate": "Bearer"})

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from ..config import canonical_domain, normalise_domain
 from .auth import BAD_BODY, ERRORS, problem, require
+from .deps import StoreDep
 
 router = APIRouter(prefix="/api/v1", tags=["domains"], responses=ERRORS, dependencies=[Depends(require("admin"))])
 Status = Annotated[int, Field(ge=200, le=599)]
@@ -55,16 +56,15 @@ def domain_out(row: dict) -> DomainOut:
 
 
 @router.get("/domains", response_model=list[DomainOut])
-async def list_domains(request: Request) -> list[DomainOut]:
-    rows = await request.app.state.store.list_domains()
+async def list_domains(request: Request, store: StoreDep) -> list[DomainOut]:
+    rows = await store.list_domains()
     request.state.audit_rows = len(rows)
     return [domain_out(row) for row in rows]
 
 
 @router.post("/domains", response_model=DomainOut, status_code=201,
              responses={400: BAD_BODY, 409: problem("the domain exists"), 422: problem("invalid domain")})
-async def add_domain(request: Request, domain: DomainIn) -> DomainOut:
-    store = request.app.state.store
+async def add_domain(store: StoreDep, domain: DomainIn) -> DomainOut:
     fields = domain.model_dump(exclude={"name", "active"})
     if not await store.add_domain(domain.name, **fields):
         raise HTTPException(409, f"{domain.name} exists; PATCH it instead")
@@ -74,8 +74,8 @@ async def add_domain(request: Request, domain: DomainIn) -> DomainOut:
 
 
 @router.get("/domains/{name}", response_model=DomainOut, responses={404: problem("no such domain")})
-async def get_domain(request: Request, name: str) -> DomainOut:
-    row = await request.app.state.store.get_domain(canonical_domain(name))
+async def get_domain(store: StoreDep, name: str) -> DomainOut:
+    row = await store.get_domain(canonical_domain(name))
     if row is None:
         raise HTTPException(404, f"no domain {name}")
     return domain_out(row)
@@ -83,9 +83,8 @@ async def get_domain(request: Request, name: str) -> DomainOut:
 
 @router.patch("/domains/{name}", response_model=DomainOut,
               responses={400: BAD_BODY, 404: problem("no such domain"), 422: problem("invalid settings")})
-async def update_domain(request: Request, name: str, patch: DomainPatch) -> DomainOut:
+async def update_domain(store: StoreDep, name: str, patch: DomainPatch) -> DomainOut:
     """Changes only the fields sent; sending null clears a notice field back to the default."""
-    store = request.app.state.store
     name = canonical_domain(name)
     fields = patch.model_dump(include=patch.model_fields_set)
     if fields.get("active") is None:
@@ -98,8 +97,8 @@ async def update_domain(request: Request, name: str, patch: DomainPatch) -> Doma
 
 
 @router.delete("/domains/{name}", status_code=204, responses={404: problem("no such domain")})
-async def remove_domain(request: Request, name: str) -> Response:
+async def remove_domain(store: StoreDep, name: str) -> Response:
     """Removes the domain; its hits stay in the log."""
-    if not await request.app.state.store.remove_domain(canonical_domain(name)):
+    if not await store.remove_domain(canonical_domain(name)):
         raise HTTPException(404, f"no domain {name}")
     return Response(status_code=204)

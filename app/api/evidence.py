@@ -14,6 +14,7 @@ from ..evidence import load_signing_key, public_key_hex, verify
 from ..package import write_package
 from ..query import HitFilter
 from .auth import ERRORS, problem, require
+from .deps import StoreDep
 
 router = APIRouter(prefix="/api/v1/evidence", tags=["evidence"], responses=ERRORS,
                    dependencies=[Depends(require("investigator", "auditor"))])
@@ -66,20 +67,20 @@ class Report(BaseModel):
 
 
 @router.get("/head", response_model=list[Head])
-async def heads(request: Request) -> list[Head]:
+async def heads(request: Request, store: StoreDep) -> list[Head]:
     """Each node's chain: its length, last hit id and head hash (publish these to fix the log in time)."""
-    rows = await request.app.state.store.chain_heads()
+    rows = await store.chain_heads()
     request.state.audit_rows = len(rows)
     return [Head(**row) for row in rows]
 
 
 @router.get("/verify", response_model=Report)
-async def verify_chain(request: Request, node: str | None = None) -> Report:
+async def verify_chain(request: Request, store: StoreDep, node: str | None = None) -> Report:
     """Walk the chain of every node (or one): the first broken link, and every checkpoint checked
     against the chain and its signature (against this server's key when it has one)."""
     settings = request.app.state.settings
     trusted = public_key_hex(load_signing_key(settings.signing_key_file)) if settings.signing_key_file else None
-    report = await verify(request.app.state.store, node, trusted)
+    report = await verify(store, node, trusted)
     request.state.audit_rows = sum(n["hits"] for n in report["nodes"])
     return Report(**report)
 
@@ -93,9 +94,9 @@ class PlanRow(BaseModel):
 
 @router.get("/plan", response_model=list[PlanRow], dependencies=[Depends(require("investigator"))],
             responses={422: problem("invalid filter")})
-async def plan(request: Request, filters: Annotated[HitFilter, Query()]) -> list[PlanRow]:
+async def plan(request: Request, store: StoreDep, filters: Annotated[HitFilter, Query()]) -> list[PlanRow]:
     """Which ISPs (autonomous systems) to ask: hits and distinct client IPs per ASN, busiest first."""
-    rows = await request.app.state.store.asn_plan(filters)
+    rows = await store.asn_plan(filters)
     request.state.audit_rows = len(rows)
     return [PlanRow(**row) for row in rows]
 
@@ -104,14 +105,14 @@ async def plan(request: Request, filters: Annotated[HitFilter, Query()]) -> list
     422: problem("invalid filter"),
     200: {"description": "a ZIP: hits.csv, manifest.json, README.txt", "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
 })
-async def package(request: Request, filters: Annotated[HitFilter, Query()]) -> StreamingResponse:
+async def package(request: Request, store: StoreDep, filters: Annotated[HitFilter, Query()]) -> StreamingResponse:
     """One matching package for one ISP data request (usually filtered by `asn`, `since`, `until`)."""
     state = request.app.state
-    table = await load_table(state.store, state.settings.notice)
+    table = await load_table(store, state.settings.notice)
     notice = table.match(filters.domain) if filters.domain else table.default
     texts = state.languages[notice.language if notice.language in state.languages else "en"]
     spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # large packages go to disk, not memory
-    manifest = await write_package(state.store, filters, spool, notice, texts)
+    manifest = await write_package(store, filters, spool, notice, texts)
     request.state.audit_rows = manifest["rows"]
     spool.seek(0)
 

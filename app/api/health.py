@@ -8,6 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from .deps import StoreDep
+
 router = APIRouter(tags=["health"])
 
 
@@ -34,14 +36,14 @@ async def healthz(request: Request) -> Health:
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness, "description": "not ready"}})
-async def readyz(request: Request):
+async def readyz(request: Request, store: StoreDep):
     """Ready: the database answers, every listener worker and the ingest process run, the journal
     takes writes and ingest reaches the database. With the journal's counters (received, journaled,
     held in memory, lost), the ingest backlog in hits, bytes and seconds, and the failed / throttled
     API authentications since start. 503 with the problems named when degraded."""
     state = request.app.state
     try:
-        await asyncio.wait_for(state.store.ping(), timeout=2)
+        await asyncio.wait_for(store.ping(), timeout=2)
         database = True
     except Exception:
         database = False

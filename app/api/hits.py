@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, create_model
 from ..hit_fields import FIELDS
 from ..query import EXPORT_FORMATS, GROUPS, MAX_PAGE, Exporter, ExportFormat, HitFilter, parse_cursor, record
 from .auth import ERRORS, problem, require
+from .deps import StoreDep
 
 router = APIRouter(prefix="/api/v1", tags=["hits"], responses=ERRORS, dependencies=[Depends(require("investigator"))])
 INVALID = {422: problem("invalid filter or cursor")}
@@ -41,6 +42,7 @@ class Stats(BaseModel):
 @router.get("/hits", response_model=HitPage, responses=INVALID)
 async def list_hits(
     request: Request,
+    store: StoreDep,
     filters: Filters,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
@@ -51,7 +53,7 @@ async def list_hits(
         before_id = parse_cursor(cursor)
     except ValueError as error:
         raise HTTPException(422, str(error)) from error
-    rows = await request.app.state.store.query_hits(filters, before_id, limit)
+    rows = await store.query_hits(filters, before_id, limit)
     request.state.audit_rows = len(rows)
     return HitPage(items=[record(row) for row in rows], next_cursor=str(rows[-1]["id"]) if len(rows) == limit else None)
 
@@ -61,9 +63,8 @@ async def list_hits(
                    "timestamps to the millisecond",
     "content": {spec.media_type.partition(";")[0]: {"schema": {"type": "string"}} for spec in EXPORT_FORMATS.values()},
 }})
-async def export_hits(request: Request, filters: Filters, format: ExportFormat = "csv") -> StreamingResponse:
+async def export_hits(request: Request, store: StoreDep, filters: Filters, format: ExportFormat = "csv") -> StreamingResponse:
     """Streamed, in constant memory however many rows match."""
-    store = request.app.state.store
     request.state.audit_rows = 0
     exporter = Exporter(format)
 
@@ -80,9 +81,9 @@ async def export_hits(request: Request, filters: Filters, format: ExportFormat =
 
 
 @router.get("/hits/{hit_id}", response_model=HitRecord, responses={404: problem("no such hit")})
-async def get_hit(request: Request, hit_id: int) -> HitRecord:
+async def get_hit(request: Request, store: StoreDep, hit_id: int) -> HitRecord:
     """One hit, every field."""
-    row = await request.app.state.store.get_hit(hit_id)
+    row = await store.get_hit(hit_id)
     request.state.audit_rows = 0 if row is None else 1
     if row is None:
         raise HTTPException(404, f"no hit {hit_id}")
@@ -90,9 +91,9 @@ async def get_hit(request: Request, hit_id: int) -> HitRecord:
 
 
 @router.get("/stats", response_model=Stats, responses=INVALID)
-async def stats(request: Request, filters: Filters, group: Literal[GROUPS] = "domain") -> Stats:  # type: ignore[valid-type]
+async def stats(request: Request, store: StoreDep, filters: Filters, group: Literal[GROUPS] = "domain") -> Stats:  # type: ignore[valid-type]
     """Hit counts and distinct client IPs per group (hours and days in UTC)."""
-    rows = await request.app.state.store.hit_stats(filters, group)
+    rows = await store.hit_stats(filters, group)
     request.state.audit_rows = len(rows)
     return Stats(group=group, rows=[StatsRow(key=None if r["grp"] is None else str(r["grp"]), hits=r["hits"], distinct_ips=r["distinct_ips"])
                                      for r in rows])

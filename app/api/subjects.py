@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from ..subjects import account_report, normalise_account, subjects_report
 from .auth import ERRORS, problem, require
+from .deps import StoreDep
 
 router = APIRouter(prefix="/api/v1/subjects", tags=["subjects"], responses=ERRORS,
                    dependencies=[Depends(require("investigator"))])
@@ -63,26 +64,25 @@ class CaseReport(BaseModel):
 
 
 @router.get("", response_model=list[Subject])
-async def list_subjects(request: Request, case: Annotated[str | None, Query(description="case reference")] = None) -> list[Subject]:
+async def list_subjects(request: Request, store: StoreDep, case: Annotated[str | None, Query(description="case reference")] = None) -> list[Subject]:
     """Imported records with their hit counts and first/last seen."""
-    rows = await request.app.state.store.subjects(case)
+    rows = await store.subjects(case)
     request.state.audit_rows = len(rows)
     return [Subject(**{**row, "attributes": json.loads(row["attributes"])}) for row in rows]
 
 
 @router.get("/report", response_model=CaseReport, responses={422: problem("missing case")})
-async def case_report(request: Request, case: Annotated[str, Query(description="case reference")]) -> CaseReport:
+async def case_report(request: Request, store: StoreDep, case: Annotated[str, Query(description="case reference")]) -> CaseReport:
     """Every imported account of the case with its hits, (IP, port, time) tuples, ISPs, first and
     last seen, and the accounts in hits that match no imported record."""
-    report = await subjects_report(request.app.state.store, case)
+    report = await subjects_report(store, case)
     request.state.audit_rows = sum(s["hits"] for s in report["subjects"]) + sum(u["hits"] for u in report["unmatched_accounts"])
     return CaseReport(**report)
 
 
 @router.get("/{account}/hits", response_model=AccountHits, responses={404: problem("no imported record for this account")})
-async def subject_hits(request: Request, account: str,
+async def subject_hits(request: Request, store: StoreDep, account: str,
                        limit: Annotated[int, Query(ge=1, le=100_000, description="at most this many tuples")] = 10_000) -> AccountHits:
-    store = request.app.state.store
     account = normalise_account(account)
     records = [{"case_ref": r["case_ref"], "attributes": json.loads(r["attributes"])}
                for r in await store.subjects() if r["account"] == account]

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from ..tokens import create_token
 from .auth import BAD_BODY, ERRORS, problem, require
+from .deps import StoreDep
 
 router = APIRouter(prefix="/api/v1", tags=["admin"], responses=ERRORS, dependencies=[Depends(require("admin"))])
 Role = Literal["admin", "investigator", "auditor"]
@@ -35,15 +36,14 @@ class NewToken(TokenOut):
 
 
 @router.get("/tokens", response_model=list[TokenOut])
-async def list_tokens(request: Request) -> list[TokenOut]:
-    rows = await request.app.state.store.list_tokens()
+async def list_tokens(request: Request, store: StoreDep) -> list[TokenOut]:
+    rows = await store.list_tokens()
     request.state.audit_rows = len(rows)
     return [TokenOut(**row) for row in rows]
 
 
 @router.post("/tokens", response_model=NewToken, status_code=201, responses={400: BAD_BODY, 409: problem("the name is taken")})
-async def add_token(request: Request, new: TokenIn) -> NewToken:
-    store = request.app.state.store
+async def add_token(store: StoreDep, new: TokenIn) -> NewToken:
     if any(row["name"] == new.name for row in await store.list_tokens()):
         raise HTTPException(409, f"a token named {new.name!r} exists")
     secret = await create_token(store, new.name, new.role, new.expires_days)
@@ -52,9 +52,9 @@ async def add_token(request: Request, new: TokenIn) -> NewToken:
 
 
 @router.delete("/tokens/{name}", status_code=204, responses={404: problem("no active token of that name")})
-async def revoke_token(request: Request, name: str) -> Response:
+async def revoke_token(store: StoreDep, name: str) -> Response:
     """Revokes the token; the record stays, for the audit trail."""
-    if not await request.app.state.store.revoke_token(name):
+    if not await store.revoke_token(name):
         raise HTTPException(404, f"no active token named {name!r}")
     return Response(status_code=204)
 
