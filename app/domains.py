@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import NoticeSettings
+
+if TYPE_CHECKING:
+    from .store import Store
 
 
 # eq=False: hashed by identity, so per-notice caches cost nothing per request; a changed
@@ -78,7 +83,7 @@ class DomainTable:
         return len(self._notices)
 
 
-async def load_table(store, defaults: NoticeSettings) -> DomainTable:
+async def load_table(store: Store, defaults: NoticeSettings) -> DomainTable:
     """The active domains in the database, with the [notice] defaults for unknown hosts."""
     notices = {row["name"]: resolve_notice(row["name"], defaults, **row) for row in await store.list_domains() if row["active"]}
     return DomainTable(notices, resolve_notice(None, defaults))

@@ -11,6 +11,8 @@ signing key is configured, so a published checkpoint later proves nothing before
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncio
 import hashlib
 import json
@@ -18,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .record import COLUMNS
+
+if TYPE_CHECKING:
+    from .store import Store
 
 GENESIS = "0" * 64
 NODE = COLUMNS.index("node")
@@ -159,7 +164,7 @@ def _walk(rows, prev: str, count: int, purged: int, before_chain: int, checkpoin
     return prev, count, before_chain, None
 
 
-async def verify(store, node: str | None = None, trusted_key: str | None = None) -> dict:
+async def verify(store: Store, node: str | None = None, trusted_key: str | None = None) -> dict:
     """Walk each node's chain from its first hit; report the first broken link and check every
     checkpoint against the chain (its head at its position, and its signature)."""
     report = {"ok": True, "nodes": []}
@@ -170,7 +175,7 @@ async def verify(store, node: str | None = None, trusted_key: str | None = None)
     return report
 
 
-async def _verify_node(store, node: str, trusted_key: str | None) -> dict:
+async def _verify_node(store: Store, node: str, trusted_key: str | None) -> dict:
     checkpoints = {cp["count"]: cp for cp in await store.checkpoints(node)}
     seen_at: dict[int, tuple[str, int]] = {}  # chain position -> (hash, id), for the checkpoints
     purges = await store.purges(node)

@@ -6,11 +6,16 @@ lease runs out; the same deployment (host and data directory) restarting takes i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncio
 import logging
 import socket
 
 from .config import Settings
+
+if TYPE_CHECKING:
+    from .store import Store
 
 log = logging.getLogger("seized.lease")
 
@@ -26,14 +31,14 @@ def holder(settings: Settings) -> str:
     return f"{socket.gethostname()}:{settings.data_dir.resolve()}"
 
 
-async def claim(store, settings: Settings) -> None:
+async def claim(store: Store, settings: Settings) -> None:
     taken = await store.claim_node(settings.node, holder(settings), TTL_S)
     if taken is not None:
         raise NodeTaken(f"node id {settings.node!r} is in use by another running seized ({taken['holder']}, lease until "
                         f"{taken['expires_at']}): give this node its own id (--node or SEIZED_NODE), or stop the other")
 
 
-async def hold(store, settings: Settings) -> None:
+async def hold(store: Store, settings: Settings) -> None:
     """Renew the lease while this node runs; say so loudly if another deployment took the id."""
     me = holder(settings)
     while True:
@@ -47,7 +52,7 @@ async def hold(store, settings: Settings) -> None:
         await asyncio.sleep(RENEW_EVERY_S)
 
 
-async def release(store, settings: Settings) -> None:
+async def release(store: Store, settings: Settings) -> None:
     try:
         await store.release_node(settings.node, holder(settings))
     except Exception as error:

@@ -6,6 +6,8 @@ notice keeps being served meanwhile."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncio
 import contextlib
 import logging
@@ -25,6 +27,9 @@ from .status import INGEST_FIELDS, MANAGEMENT_FIELDS, WORKER_FIELDS, Counters, p
 from . import lease
 from .store import database_identity, open_store
 
+if TYPE_CHECKING:
+    from .store import Store
+
 log = logging.getLogger("seized.management")
 DOMAIN_POLL = 1.0  # seconds: domain changes reach the listeners within about this
 
@@ -39,7 +44,7 @@ class LiveStatus:
         return pipeline_status(self.workers, self.ingest, self.management)
 
 
-async def follow_domains(store, settings: Settings) -> None:
+async def follow_domains(store: Store, settings: Settings) -> None:
     """Keep run/domains.json in step with the database (the listeners read it every second): at
     once on a change notified by PostgreSQL, else within DOMAIN_POLL; reopen an SQLite file replaced
     on disk."""
@@ -75,7 +80,7 @@ async def follow_domains(store, settings: Settings) -> None:
             pass
 
 
-async def prerender_videos(store, settings: Settings) -> None:
+async def prerender_videos(store: Store, settings: Settings) -> None:
     """Render each active domain's notice video ahead of the first player that asks for it."""
     videos, languages = NoticeVideos(settings.video_dir), load_languages()
     table = await load_table(store, settings.notice)

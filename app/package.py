@@ -4,6 +4,8 @@ checkpoints), and a README in the case's language. Also the plan that says which
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncio
 import csv
 import hashlib
@@ -15,6 +17,9 @@ from datetime import datetime, timezone
 from . import __version__
 from .hit_fields import RECORD_FIELDS
 from .query import HitFilter
+
+if TYPE_CHECKING:
+    from .store import Store
 
 # The package's columns: record fields (hit_fields), under the names an ISP's request form uses,
 # each written as `PACKAGE_VALUE` says (the time to the millisecond, absent values empty).
@@ -42,7 +47,7 @@ def _csv_lines(rows) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-async def write_package(store, filters: HitFilter, target, notice, texts: dict[str, str]) -> dict:
+async def write_package(store: Store, filters: HitFilter, target, notice, texts: dict[str, str]) -> dict:
     """Write the ZIP to `target` (a binary file object); return its manifest. Blocking work
     (compression) runs in a worker thread, so a server keeps answering meanwhile."""
     archive = zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED)

@@ -5,17 +5,22 @@ PostgreSQL drops whole monthly partitions, so it keeps hits until their month is
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
 
 from .record import utc_text
 
+if TYPE_CHECKING:
+    from .store import Store
+
 log = logging.getLogger("seized.retention")
 DAY = 86_400
 
 
-async def purge_expired(store, days: int) -> list[dict]:
+async def purge_expired(store: Store, days: int) -> list[dict]:
     cutoff = utc_text(datetime.now(timezone.utc) - timedelta(days=days))
     records = await store.purge_before(cutoff)
     for record in records:
@@ -24,7 +29,7 @@ async def purge_expired(store, days: int) -> list[dict]:
     return records
 
 
-async def purge_daily(store, days: int) -> None:
+async def purge_daily(store: Store, days: int) -> None:
     """The server's own retention task: once at start, then every day."""
     while True:
         try:

@@ -15,6 +15,8 @@ ingest could not reach in time stays in the journal and is ingested at the next 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncio
 import contextlib
 import json
@@ -33,6 +35,9 @@ from .process import run_async, setup_logging
 from .status import INGEST_FIELDS, MANAGEMENT_FIELDS, WORKER_FIELDS, Counters, pipeline_status
 from .store import SchemaTooNew, open_store
 from .tokens import ensure_admin_token
+
+if TYPE_CHECKING:
+    from .store import Store
 
 log = logging.getLogger("seized")
 SUPERVISE = 0.25  # seconds between checks that every process is alive
@@ -179,7 +184,7 @@ def write_status(run_dir, status: dict) -> None:
         write_status.failing = False
 
 
-async def seed_domains(store, settings: Settings) -> None:
+async def seed_domains(store: Store, settings: Settings) -> None:
     """The config file seeds each domain once; the database wins afterwards (a domain edited or
     removed through the CLI or API stays so)."""
     for seed in settings.domains:

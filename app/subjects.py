@@ -4,11 +4,16 @@ and prosecutors."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import csv
 import io
 import json
 
 from .clients import MAC
+
+if TYPE_CHECKING:
+    from .store import Store
 
 
 def normalise_account(account: str) -> str:
@@ -53,7 +58,7 @@ def millis(stamp: str | None) -> str | None:
     return None if stamp is None else stamp[:23] + "Z"
 
 
-async def account_report(store, account: str, tuple_limit: int = 10_000) -> dict:
+async def account_report(store: Store, account: str, tuple_limit: int = 10_000) -> dict:
     summary = await store.account_summary(account, tuple_limit)
     return {
         "account": account, "hits": summary["hits"], "distinct_ips": summary["distinct_ips"],
@@ -64,7 +69,7 @@ async def account_report(store, account: str, tuple_limit: int = 10_000) -> dict
     }
 
 
-async def subjects_report(store, case_ref: str) -> dict:
+async def subjects_report(store: Store, case_ref: str) -> dict:
     """For each imported account of the case: its hits, (IP, port, UTC time) tuples, ISPs, first and
     last seen; and the accounts seen in hits that match no imported record."""
     subjects = []

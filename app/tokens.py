@@ -3,6 +3,8 @@ random bits, so a plain hash is enough); it is looked up by id and compared in c
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import hashlib
 import hmac
 import secrets
@@ -10,6 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from .record import utc_text
+
+if TYPE_CHECKING:
+    from .store import Store
 
 ROLES = ("admin", "investigator", "auditor")
 PREFIX = "sz_"
@@ -26,7 +31,7 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-async def create_token(store, name: str, role: str, expires_days: float | None = None) -> str:
+async def create_token(store: Store, name: str, role: str, expires_days: float | None = None) -> str:
     """Store a new token and return its secret form: the only time it is ever shown."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
@@ -41,7 +46,7 @@ async def create_token(store, name: str, role: str, expires_days: float | None =
     return token
 
 
-async def verify_token(store, token: str) -> Principal | None:
+async def verify_token(store: Store, token: str) -> Principal | None:
     """The principal for a presented token, or None if unknown, wrong, expired or revoked."""
     if not token.startswith(PREFIX) or len(token) > 200:
         return None
@@ -57,7 +62,7 @@ async def verify_token(store, token: str) -> Principal | None:
     return Principal(token_id, row["name"], row["role"])
 
 
-async def ensure_admin_token(store) -> str | None:
+async def ensure_admin_token(store: Store) -> str | None:
     """First run: if no usable admin token exists, make one and return it (to be shown once)."""
     if await store.has_active_token("admin"):
         return None
