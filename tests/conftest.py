@@ -80,6 +80,17 @@ def proxied_server(tmp_path_factory, databases):
 
 
 @pytest.fixture
+def postgres_database():
+    """`postgres_database(directory)`: a new PostgreSQL database's URL, whatever the session's
+    backend (for tests that move between stores, or test the PostgreSQL store alone); dropped after."""
+    made = Databases("postgres")
+    try:
+        yield made.url
+    finally:
+        made.drop_all()
+
+
+@pytest.fixture
 def fresh_server(tmp_path, databases):
     """Servers of the test's own, for tests that stop, lock or flood them: `fresh_server(**settings)`
     (and `domains=`, DOMAINS by default; `db_url=` another server's database to share it) makes one, not yet started. Whatever the test did, every one

@@ -15,7 +15,7 @@ from app.evidence import GENESIS, chain_rows
 from app.query import RECORD_FIELDS, HitFilter
 from app.record import to_row
 from app.store import open_store
-from helpers import Databases, sql
+from helpers import sql
 
 BATCHES, BATCH = 30, 40
 ID = RECORD_FIELDS.index("id")
@@ -30,18 +30,9 @@ def batch(node: str, number: int, heads: dict) -> tuple[list[tuple], dict]:
     return chain_rows(hits, heads)
 
 
-@pytest.fixture
-def database():
-    made = Databases("postgres")
-    try:
-        yield made.url
-    finally:
-        made.drop_all()
-
-
 @pytest.mark.backends("postgres")
-def test_pages_and_exports_neither_repeat_nor_skip_while_two_nodes_write(database, tmp_path):
-    url = database(tmp_path)
+def test_pages_and_exports_neither_repeat_nor_skip_while_two_nodes_write(postgres_database, tmp_path):
+    url = postgres_database(tmp_path)
 
     async def run():
         stores = {name: await open_store(url) for name in ("slow-node", "fast-node", "reader")}

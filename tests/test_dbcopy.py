@@ -6,18 +6,9 @@ import json
 import pytest
 
 from commands import seized
-from helpers import Databases, sql
+from helpers import sql
 
 TABLES = ("domains", "tokens", "audit", "checkpoints", "subjects", "journal_progress")
-
-
-@pytest.fixture
-def postgres_database():
-    made = Databases("postgres")
-    try:
-        yield made.url
-    finally:
-        made.drop_all()
 
 
 @pytest.mark.backends("sqlite")
