@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .config import NoticeSettings
+from .config import NoticeSettings, Settings
 
 if TYPE_CHECKING:
     from .store import Store
+
+log = logging.getLogger("seized.domains")
 
 
 # eq=False: hashed by identity, so per-notice caches cost nothing per request; a changed
@@ -114,3 +116,11 @@ def read_table_file(path: Path, defaults: NoticeSettings, known=None) -> tuple[D
     rows = json.loads(path.read_text())
     notices = {row["name"]: resolve_notice(row["name"], defaults, **row) for row in rows}
     return DomainTable(notices, resolve_notice(None, defaults)), stamp
+
+
+async def seed_domains(store: Store, settings: Settings) -> None:
+    """The config file seeds each domain once; the database wins afterwards (a domain edited or
+    removed through the CLI or API stays so)."""
+    for seed in settings.domains:
+        if await store.seed_domain(**seed.model_dump()):
+            log.info("seeded domain %s from the config file", seed.name)

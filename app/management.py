@@ -19,9 +19,8 @@ from .api import create_management_app
 from .config import Settings, split_address
 from .domains import load_table, write_table_file
 from .notice.texts import load_languages
-from .notice.video import NoticeVideos
+from .notice.video import NoticeVideos, video_lines
 from .process import die_with_parent, run_async, setup_logging
-from .public import video_lines
 from .retention import purge_daily
 from .status import INGEST_FIELDS, MANAGEMENT_FIELDS, WORKER_FIELDS, Counters, pipeline_status
 from . import lease

@@ -22,7 +22,7 @@ from .journal import encode, pack_headers
 from .notice.html import HtmlNotice
 from .notice.iptv import RESPONDERS, IptvNotice
 from .notice.texts import choose_language
-from .notice.video import HLS_TYPE, MP4_TYPE, TS_TYPE, NoticeVideos, hls_playlist, ranged
+from .notice.video import HLS_TYPE, MP4_TYPE, TS_TYPE, NoticeVideos, hls_playlist, ranged, video_lines
 from .record import utc_second
 
 log = logging.getLogger("seized.public")
@@ -62,16 +62,6 @@ def display_time(ns: int) -> str:
 
 
 _last_display: list = [None, ""]
-
-
-def video_lines(texts: dict[str, str], notice: Notice) -> tuple[str, ...]:
-    """What the notice video shows (no per-visit values: it is rendered once)."""
-    lines = [texts["iptv_title"], f"{texts['agency']}: {notice.agency}"]
-    if notice.case_ref:
-        lines.append(f"{texts['case_ref']}: {notice.case_ref}")
-    if notice.legal_basis:
-        lines.append(f"{texts['legal_basis']}: {notice.legal_basis}")
-    return (*lines, texts["recorded"])
 
 
 class PublicApp:

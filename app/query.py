@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from .clients import CLIENT_KINDS
+from .config import canonical_domain
 from .hit_fields import RECORD_FIELDS
 from .record import ip_key, utc_text
 
@@ -64,7 +65,7 @@ class HitFilter(BaseModel):
     @field_validator("domain")
     @classmethod
     def _domain(cls, value: str | None) -> str | None:
-        return value.strip().lower().rstrip(".") if value is not None else None
+        return canonical_domain(value) if value is not None else None
 
     @property
     def has_range(self) -> bool:

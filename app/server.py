@@ -30,7 +30,7 @@ import time
 
 from . import ingest, lease, management, worker
 from .config import Settings, split_address
-from .domains import write_table_file
+from .domains import seed_domains, write_table_file
 from .process import run_async, setup_logging
 from .status import INGEST_FIELDS, MANAGEMENT_FIELDS, WORKER_FIELDS, Counters, pipeline_status
 from .store import SchemaTooNew, open_store
@@ -182,14 +182,6 @@ def write_status(run_dir, status: dict) -> None:
         write_status.failing = True
     else:
         write_status.failing = False
-
-
-async def seed_domains(store: Store, settings: Settings) -> None:
-    """The config file seeds each domain once; the database wins afterwards (a domain edited or
-    removed through the CLI or API stays so)."""
-    for seed in settings.domains:
-        if await store.seed_domain(**seed.model_dump()):
-            log.info("seeded domain %s from the config file", seed.name)
 
 
 async def prepare_database(settings: Settings) -> None:

@@ -20,11 +20,9 @@ def notice_render(
     language: Annotated[Optional[str], typer.Option(help="Only this language (default: every language).")] = None,
 ):
     """Pre-render the notice videos IPTV players are sent, so the first player need not wait."""
+    from ..domains import load_table, seed_domains
     from ..notice.texts import load_languages
-    from ..notice.video import NoticeVideos
-    from ..public import video_lines
-    from ..domains import load_table
-    from ..server import seed_domains
+    from ..notice.video import NoticeVideos, video_lines
 
     settings = cli_settings(config, db=db)
     languages = load_languages()

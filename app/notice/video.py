@@ -5,6 +5,8 @@ cached on disk under a name derived from their content, so a changed notice rend
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncio
 import functools
 import hashlib
@@ -15,6 +17,9 @@ from pathlib import Path
 
 import av
 from PIL import Image, ImageDraw, ImageFont
+
+if TYPE_CHECKING:
+    from ..domains import Notice
 
 WIDTH, HEIGHT, FPS = 1280, 720, 25
 SEGMENT_SECONDS, SEGMENTS = 4, 3
@@ -159,3 +164,13 @@ class NoticeVideos:
         data = await asyncio.to_thread((self.directory / key / name).read_bytes)
         self._memory[(key, name)] = data
         return data
+
+
+def video_lines(texts: dict[str, str], notice: Notice) -> tuple[str, ...]:
+    """What the notice video shows (no per-visit values: it is rendered once)."""
+    lines = [texts["iptv_title"], f"{texts['agency']}: {notice.agency}"]
+    if notice.case_ref:
+        lines.append(f"{texts['case_ref']}: {notice.case_ref}")
+    if notice.legal_basis:
+        lines.append(f"{texts['legal_basis']}: {notice.legal_basis}")
+    return (*lines, texts["recorded"])
