@@ -17,6 +17,11 @@ Rows
   7  Bytes per stored hit and 1M-hit CSV export time, from bench/storage.py and bench/export.py
      when they exist. Contract: each accepts --quick and prints as its last line
      `RESULT {json}`, storage.py with "bytes_per_hit", export.py with "rows" and "seconds".
+  5b Ingest hits/s on SQLite, from row 1's load: the hits received over the load plus the time
+     after it until the last one was a row (ingest runs during the load too).
+  7c, 8, 9  PostgreSQL (bench/postgres.py): bytes per hit; 1 node and 2 nodes on one database
+     under row 1's load: req/s, ingest hits/s, hits lost. --no-postgres skips them; they are
+     skipped, with the reason, when --pg-url is not reachable.
 
 The open-loop generator: N processes (uvloop when available), each with a fixed pool of
 keep-alive connections; request i is due at t0 + i/rate whatever happened before it, waits in a
@@ -60,6 +65,8 @@ BENCH = Path(__file__).resolve().parent
 HOST = "seized-iptv.example"
 ACCEPT_HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 STARTED = time.monotonic()
+# bench/postgres.py imports this file as `pipeline`: run as a script, it is that module too.
+sys.modules.setdefault("pipeline", sys.modules[__name__])
 
 
 def say(message: str) -> None:
@@ -126,8 +133,10 @@ def toml(value) -> str:
 class Seized:
     """One `seized serve` in its own process group, with its own config and data dir."""
 
-    def __init__(self, directory: Path, options: set[str], workers: int | None = None):
+    def __init__(self, directory: Path, options: set[str], workers: int | None = None, db: str | None = None,
+                 node: str = "bench"):
         self.dir = directory
+        self.db = db  # a postgresql:// URL (bench/postgres.py), else SQLite under the data dir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.options = options
         self.workers = workers
@@ -135,11 +144,13 @@ class Seized:
         self.config = self.dir / "seized.toml"
         self.log = self.dir / "server.log"
         self.process: subprocess.Popen | None = None
-        settings = {"node": "bench", "public": f"127.0.0.1:{self.public_port}", "admin": f"127.0.0.1:{self.admin_port}",
+        settings = {"node": node, "public": f"127.0.0.1:{self.public_port}", "admin": f"127.0.0.1:{self.admin_port}",
                     "prerender_videos": True}
         if "--data-dir" not in options:  # today's code: say where everything goes
             settings.update(db=f"sqlite:///{self.dir / 'seized.db'}", spool_dir=str(self.dir / "spool"),
                             video_dir=str(self.dir / "video"))
+        if db:
+            settings["db"] = db
         lines = [f"{k} = {toml(v)}" for k, v in settings.items()]
         lines += ["[notice]", 'agency = "Bench Police"', 'blocked_by = "https://police.example/seized"']
         lines += ["[[domains]]", f"name = {toml(HOST)}", 'case_ref = "BENCH-1"',
@@ -219,6 +230,8 @@ class Seized:
         return None
 
     def count(self, where: str, params: tuple = ()) -> int:
+        if self.db:
+            return self.query(f"SELECT COUNT(*) FROM hit_rows WHERE {where}", params)[0][0]
         path = self.db_path()
         if path is None:
             return 0
@@ -231,11 +244,38 @@ class Seized:
             raise
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        if self.db:  # PostgreSQL: the same SQL with psycopg's placeholders
+            import psycopg
+
+            with psycopg.connect(self.db, connect_timeout=10) as db:
+                if params:
+                    sql = sql.replace("%", "%%").replace("?", "%s")
+                return db.execute(sql, params or None).fetchall()
         path = self.db_path()
         if path is None:
             return []
         with sqlite3.connect(path, timeout=30) as db:
             return db.execute(sql, params).fetchall()
+
+
+def wait_idle(server: Seized, timeout: float = 60, below: float = 0.1) -> float:
+    """Wait until the server's processes use less than `below` cores over half a second (after its
+    start it renders the notice videos, for a few seconds after the first one is served), so that
+    no measured load shares the CPU with that. Returns the seconds waited."""
+    from tuned import cpu_seconds, group_pids
+
+    def used() -> float:
+        return sum(c or 0.0 for c in (cpu_seconds(pid) for pid in group_pids(server.process.pid)))
+
+    started = time.monotonic()
+    last = used()
+    while time.monotonic() - started < timeout:
+        time.sleep(0.5)
+        now = used()
+        if now - last < below * 0.5:
+            break
+        last = now
+    return time.monotonic() - started
 
 
 def has_hits(path: Path) -> bool:
@@ -254,6 +294,19 @@ class Phase:
         self.logged_running: int | None = None
         self.logged_final: int | None = None
         self.ingest_s: float | None = None
+        self.at_end: int | None = None  # rows when the load ended (the first count)
+        self.drained_s: float | None = None  # seconds after the load until every received hit was a row
+
+
+def ingest_rate(phase: Phase, load_s: float) -> dict | None:
+    """Hits/s from the journal into the database for one load of `load_s` seconds: every hit the
+    client received over the load plus the drain after it (ingest runs during the load too), and
+    the drain alone (the backlog left at the load's end over the time it took to go)."""
+    if phase.drained_s is None:
+        return None
+    backlog = phase.received - (phase.at_end or 0)
+    return {"rate": phase.received / (load_s + phase.drained_s), "backlog": backlog, "drain_s": phase.drained_s,
+            "drain_rate": backlog / phase.drained_s if phase.drained_s > 0.05 and backlog > 0 else None}
 
 
 def wait_ingest(server: Seized, phase: Phase, timeout: float, settle: float = 5.0) -> None:
@@ -264,9 +317,12 @@ def wait_ingest(server: Seized, phase: Phase, timeout: float, settle: float = 5.
     while True:
         now = time.monotonic()
         count = server.count(phase.where, phase.params)
+        if phase.at_end is None:
+            phase.at_end = count
         if count != last:
             last, last_change = count, now
         if count >= phase.received:
+            phase.drained_s = time.monotonic() - started
             time.sleep(1.0)
             count = server.count(phase.where, phase.params)
             break
@@ -706,6 +762,10 @@ def main() -> None:
     parser.add_argument("--script-timeout", type=float, default=120,
                         help="longest run of bench/storage.py and of bench/export.py (default 120 s)")
     parser.add_argument("--seized-cmd", help="command that runs seized (default: the venv's `seized`)")
+    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL rows (7c, 8, 9)")
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
+                        help="a PostgreSQL database to connect to for creating (and dropping) the bench's own "
+                             "databases; when not reachable, the PostgreSQL rows are skipped, with the reason")
     args = parser.parse_args()
     if args.seized_cmd:
         SEIZED_CMD[:] = shlex.split(args.seized_cmd)
@@ -740,7 +800,7 @@ def main() -> None:
             if not video_headers or dict((k.lower(), v) for k, v in video_headers).get("content-type") != "video/mp2t":
                 say(f"stream URL answered {video_status} {dict(video_headers).get('content-type')}: not a video")
             results["video"] = (video_status, video_headers, video)
-            say(f"notice video: status {video_status}, {len(video):,} bytes")
+            say(f"notice video: status {video_status}, {len(video):,} bytes; idle after {wait_idle(a):.1f} s")
 
             def seized_wrk(name: str, path: str, server: Seized, phases: list) -> dict:
                 """Warm-up and measured wrk run on the HTML notice, each waited for in the log, so
@@ -748,13 +808,19 @@ def main() -> None:
                 say(f"seized {name}: warm-up {warm:.0f} s + wrk {seconds:.0f} s")
                 w = wrk(server.public_port, f"{path}/warm", warm, conns, True, work, {"Accept": ACCEPT_HTML})
                 wait_ingest(server, Phase(f"{name} warm-up", "path = ?", (f"{path}/warm",), w["answered"]), args.ingest_timeout)
+                from postgres import CpuByKind  # CPU by process kind, as the PostgreSQL rows show it
+                cpu = CpuByKind([server])
                 r = wrk(server.public_port, path, seconds, conns, True, work, {"Accept": ACCEPT_HTML})
+                r["cpu_load"] = cpu.mark()
                 r["phase"] = Phase(name, "path = ?", (path,), r["answered"])
                 wait_ingest(server, r["phase"], args.ingest_timeout)
+                r["cpu_drain"] = cpu.mark(r["phase"].drained_s)
+                r["ingest"] = ingest_rate(r["phase"], r["requests"] / r["rps"] if r["rps"] else seconds)
                 phases.append(r["phase"])
                 return r
 
             results["s_html"] = seized_wrk("html", "/bench/html", a, phases_a)
+            results["s_html_ingest"] = results["s_html"]["ingest"]
             # Stream paths are stored with the password segment redacted: match on the stream id.
             say(f"seized stream: warm-up {warm:.0f} s + wrk {seconds:.0f} s")
             w = wrk(a.public_port, "/live/user/pass/990001.ts", warm, conns, False, work)
@@ -806,6 +872,8 @@ def main() -> None:
             b = Seized(work / "seized-b", options, workers=2)
             say(f"starting seized: {' '.join(b.command())}")
             b.start()
+            get(b.public_port, "/live/user/pass/1.ts", timeout=180)
+            say(f"  notice video made, idle after {wait_idle(b):.1f} s")
             phases_b: list[Phase] = []
             try:
                 results["s_w2"] = seized_wrk("html --workers 2", "/bench/html-w2", b, phases_b)
@@ -843,6 +911,10 @@ def main() -> None:
         say("bench/storage.py and bench/export.py")
         results["storage"] = run_result_script("storage.py", args.quick, args.script_timeout)
         results["export"] = run_result_script("export.py", args.quick, args.script_timeout)
+
+        # ---- PostgreSQL: 1 node, 2 nodes, bytes per hit (bench/postgres.py) --------------------
+        import postgres
+        results["pg"] = postgres.run(args, work, options, has_workers)
     except Exception:
         say("the run stopped early:\n" + traceback.format_exc())
         results["error"] = traceback.format_exc().strip().splitlines()[-1]
@@ -941,6 +1013,16 @@ def build_table(table: Table, r: dict, args, has_workers: bool) -> None:
                   f"nginx access.log lines {n_logged:,}")
     else:
         table.add("5", "hits lost (received - logged)", "n/a", "n/a", "", "not measured")
+    from postgres import cores_text
+    ing, s = r.get("s_html_ingest"), r.get("s_html")
+    if ing:
+        table.add("5b", "ingest hits/s (SQLite)", fmt(ing["rate"]), "n/a", "",
+                  f"row 1's load: {s['phase'].received:,} hits over the {s['requests'] / s['rps']:.1f} s load + {ing['drain_s']:.1f} s "
+                  f"until the last was a row; backlog at the load's end {ing['backlog']:,}, drained alone at "
+                  f"{fmt(ing['drain_rate'])} hits/s; CPU cores during the load: {cores_text(s.get('cpu_load'))}; "
+                  f"during the drain: {cores_text(s.get('cpu_drain'))}")
+    else:
+        table.add("5b", "ingest hits/s (SQLite)", "n/a", "n/a", "", "not measured (or not drained)")
 
     # 6. SIGKILL
     k = r.get("kill")
@@ -965,6 +1047,11 @@ def build_table(table: Table, r: dict, args, has_workers: bool) -> None:
                   f"{source}: " + json.dumps({k: v for k, v in export.items() if k not in ('seconds', 'rows')}, separators=(',', ':')))
     else:
         table.add("7b", "CSV export of 1M hits, s", "n/a", "n/a", "", source if not export else f"{source}: {json.dumps(export)}")
+
+    # 7c, 8, 9. PostgreSQL
+    import postgres
+    postgres.storage_row(table, r)
+    postgres.node_rows(table, r)
 
 
 if __name__ == "__main__":
