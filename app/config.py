@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     checkpoint_every_hits: int = 10_000
     checkpoint_every_s: float = 3600.0
     signing_key_file: Path | None = None
+    # Checkpoint signers verify accepts (64 hex digits or a PEM file each); with any, unsigned fails.
+    trusted_public_keys: list[str] = []
 
     # Management API: this many failed authentications from one address within the window -> 429.
     auth_failure_limit: int = 10

@@ -149,10 +149,42 @@ def new_signing_key(path: Path) -> str:
 
 # -- verification -----------------------------------------------------------------------------
 
-def _walk(rows, prev: str, count: int, purged: int, before_chain: int, checkpoints: dict, seen_at: dict):
+def public_key_of(key: str) -> str:
+    """A public key to pin, as hex: given as 64 hex digits, or as a PEM file holding the public key
+    (or the private key, whose public half is taken)."""
+    if len(key) == 64 and all(c in "0123456789abcdefABCDEF" for c in key):
+        return key.lower()
+    from cryptography.hazmat.primitives.serialization import (Encoding, PublicFormat, load_pem_private_key,
+                                                              load_pem_public_key)
+    try:
+        data = Path(key).read_bytes()
+    except OSError as error:
+        raise ValueError(f"{key!r} is neither 64 hex digits nor a readable PEM file: {error}") from None
+    try:
+        public = load_pem_private_key(data, password=None).public_key() if b"PRIVATE KEY" in data else load_pem_public_key(data)
+        return public.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{key}: not an Ed25519 key in PEM: {error}") from None
+
+
+def trusted_keys(settings, extra=()) -> frozenset[str]:
+    """The signers verify accepts: `trusted_public_keys`, keys given on the command line, and the
+    public half of this node's own signing key. Empty: nothing pinned (signatures are still checked)."""
+    keys = {public_key_of(key) for key in (*settings.trusted_public_keys, *extra)}
+    if settings.signing_key_file:
+        keys.add(public_key_hex(load_signing_key(settings.signing_key_file)))
+    return frozenset(keys)
+
+
+# -- verification -----------------------------------------------------------------------------
+
+def _walk(rows, prev: str, count: int, purged: int, before_chain: int, legacy_last_id: int, checkpoints: dict,
+          seen_at: dict):
     """Check one chunk of a node's chain; returns the state to carry on with, and the first break."""
     for row in rows:
-        if row["hash"] is None and count == purged:
+        if row["id"] < 1:
+            return prev, count, before_chain, Break(row["id"], "an id below 1, which seized never gives: a row outside the chain")
+        if row["hash"] is None and count == purged and row["id"] <= legacy_last_id:
             before_chain += 1  # stored before this database had the chain (schema version < 5)
             continue
         broken = Break(row["id"], "a hit without a hash inside the chain") if row["hash"] is None else check_link(prev, row)
@@ -164,19 +196,33 @@ def _walk(rows, prev: str, count: int, purged: int, before_chain: int, checkpoin
     return prev, count, before_chain, None
 
 
-async def verify(store: Store, node: str | None = None, trusted_key: str | None = None) -> dict:
+async def verify(store: Store, node: str | None = None, trusted: frozenset[str] = frozenset()) -> dict:
     """Walk each node's chain from its first hit; report the first broken link and check every
-    checkpoint against the chain (its head at its position, and its signature)."""
-    report = {"ok": True, "nodes": []}
+    checkpoint against the chain (its head at its position), against the one before it, and its
+    signature: with `trusted` keys pinned, an unsigned checkpoint or another signer fails."""
+    report = {"ok": True, "nodes": [], "trusted_keys": sorted(trusted)}
+    legacy = await store.legacy_unhashed()
     for name in [node] if node else await store.nodes():
-        result = await _verify_node(store, name, trusted_key)
+        result = await _verify_node(store, name, trusted, legacy.get(name, 0))
         report["ok"] = report["ok"] and result["ok"]
         report["nodes"].append(result)
     return report
 
 
-async def _verify_node(store: Store, node: str, trusted_key: str | None) -> dict:
-    checkpoints = {cp["count"]: cp for cp in await store.checkpoints(node)}
+def _signature(node: str, cp: dict, trusted: frozenset[str]) -> str:
+    if cp["signature"] is None:
+        return "unsigned"
+    if not signature_valid(cp["public_key"] or "", checkpoint_message(node, cp["count"], cp["last_id"], cp["head"], cp["at"]),
+                           cp["signature"]):
+        return "invalid"
+    if trusted and cp["public_key"] not in trusted:
+        return "signed by another key"
+    return "valid"
+
+
+async def _verify_node(store: Store, node: str, trusted: frozenset[str], legacy_last_id: int) -> dict:
+    made = await store.checkpoints(node)  # in the order they were made
+    checkpoints = {cp["count"]: cp for cp in made}
     seen_at: dict[int, tuple[str, int]] = {}  # chain position -> (hash, id), for the checkpoints
     purges = await store.purges(node)
     # After a purge the chain goes on from the cut: the recorded head, and the positions already purged.
@@ -186,30 +232,25 @@ async def _verify_node(store: Store, node: str, trusted_key: str | None) -> dict
     async for rows in store.iter_chain(node):
         # Hashing a long chain takes seconds: in a worker thread, so the listeners keep answering.
         prev, count, before_chain, broken = await asyncio.to_thread(
-            _walk, rows, prev, count, purged, before_chain, checkpoints, seen_at)
+            _walk, rows, prev, count, purged, before_chain, legacy_last_id, checkpoints, seen_at)
         if broken:
             break
-    results = []
-    for position, cp in sorted(checkpoints.items()):
-        problem = None
-        if position <= purged:
+    results, before = [], None
+    for cp in made:
+        position, problem = cp["count"], None
+        if before is not None and (cp["count"] <= before["count"] or cp["last_id"] <= before["last_id"]):
+            problem = "goes back from the checkpoint before it: its count and last id must both grow"
+        elif position <= purged:
             problem = None  # it covers hits since purged under the retention policy: its signature still counts
         elif broken is None and position > count:
             problem = "the chain ends before this checkpoint: hits were deleted from its end"
         elif position in seen_at and seen_at[position] != (cp["head"], cp["last_id"]):
             problem = "the chain at this position differs from the checkpoint"
-        if cp["signature"] is None:
-            signature = "unsigned"
-        elif not signature_valid(cp["public_key"], checkpoint_message(node, cp["count"], cp["last_id"], cp["head"], cp["at"]),
-                                 cp["signature"]):
-            signature = "invalid"
-        elif trusted_key is not None and cp["public_key"] != trusted_key:
-            signature = "signed by another key"
-        else:
-            signature = "valid"
         results.append({"id": cp["id"], "at": cp["at"], "count": cp["count"], "head": cp["head"],
-                        "problem": problem, "signature": signature})
-    ok = broken is None and all(r["problem"] is None and r["signature"] in ("valid", "unsigned") for r in results)
+                        "problem": problem, "signature": _signature(node, cp, trusted)})
+        before = cp
+    accepted = ("valid",) if trusted else ("valid", "unsigned")
+    ok = broken is None and all(r["problem"] is None and r["signature"] in accepted for r in results)
     return {"node": node, "ok": ok, "hits": count - purged, "head": prev, "hits_before_chain": before_chain,
             "first_break": None if broken is None else {"id": broken.id, "reason": broken.reason},
             "checkpoints": results,

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from commands import fails, seized
-from helpers import Server, tamper, wait_for
+from helpers import Server, sql, tamper, wait_for
 
 
 def independent_verify(db_path, node):
@@ -56,7 +56,8 @@ def tampered(chained, tmp_path, *statements, options=(), name="tampered.db") -> 
     with closing(sqlite3.connect(chained.db_path)) as source, closing(sqlite3.connect(copy)) as target:
         source.backup(target)  # the WAL's content included
     with closing(sqlite3.connect(copy)) as db, db:  # an attacker with the file can drop the append-only triggers
-        for trigger in ("hit_rows_no_update", "hit_rows_no_delete", "header_sets_no_update", "checkpoints_no_update"):
+        for trigger in ("hit_rows_no_update", "hit_rows_no_delete", "header_sets_no_update", "checkpoints_no_update",
+                        "checkpoints_no_delete"):
             db.execute(f"DROP TRIGGER {trigger}")
         for statement in statements:
             db.execute(*([statement] if isinstance(statement, str) else statement))
@@ -116,19 +117,16 @@ def test_a_hit_without_a_hash_inside_the_chain_is_a_break(chained, tmp_path):
     assert inside["exit"] == 1 and not inside["ok"]
     assert node["first_break"] == {"id": 20, "reason": "a hit without a hash inside the chain"}
     assert node["hits_before_chain"] == 0
-    # Only hits before a chain's first hashed one pass for hits stored before the chain existed: with
-    # the first hit's hashes removed, it is counted as one, and the second hit then does not start the chain.
+    # Only hits the database recorded as stored before it had the chain (legacy_unhashed, written
+    # by the migration) pass as such: in a database that had the chain from its first hit, the first
+    # hit without its hashes is a break too.
     first = tampered(chained, tmp_path, "UPDATE hit_rows SET prev_hash = NULL, hash = NULL WHERE id = 1", name="first.db")
     node = first["nodes"][0]
-    assert first["exit"] == 1 and not first["ok"] and node["hits_before_chain"] == 1
-    assert node["first_break"]["id"] == 2 and "deleted, inserted or moved" in node["first_break"]["reason"]
+    assert first["exit"] == 1 and not first["ok"] and node["hits_before_chain"] == 0
+    assert node["first_break"] == {"id": 1, "reason": "a hit without a hash inside the chain"}
     assert node["hits"] == 0  # chained hits verified before the break: none
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "app bug: verify counts any hit without a hash that comes before a chain's first hashed hit as stored "
-    "before the chain (schema < 5), even in a database that had the chain from its first hit, so a forged "
-    "unhashed hit inserted there (id 0) leaves the report 'ok': true with hits_before_chain 1"))
 def test_an_unhashed_hit_forged_before_the_start_of_the_chain_is_reported(chained, tmp_path):
     result = tampered(chained, tmp_path, "CREATE TEMP TABLE forged AS SELECT * FROM hits WHERE id = 1",
                       "UPDATE forged SET id = 0, uid = 'forged-uid', client_ip = '198.51.100.1', prev_hash = NULL, hash = NULL",
@@ -137,6 +135,15 @@ def test_an_unhashed_hit_forged_before_the_start_of_the_chain_is_reported(chaine
         if db.execute("SELECT client_ip FROM hits ORDER BY id LIMIT 1").fetchone() != ("198.51.100.1",):
             pytest.fail("the forged hit is not the first of the tampered copy")  # not the expected failure
     assert result["exit"] == 1 and not result["ok"]
+
+
+def test_a_row_with_an_id_below_one_is_outside_the_chain(chained, tmp_path):
+    lowest = -(2**63)  # the lowest id SQLite takes; seized never gives one below 1
+    result = tampered(chained, tmp_path, "CREATE TEMP TABLE forged AS SELECT * FROM hits WHERE id = 40",
+                      f"UPDATE forged SET id = {lowest}, uid = 'forged-low', client_ip = '198.51.100.2'",
+                      "INSERT INTO hits SELECT * FROM forged")
+    assert result["exit"] == 1 and not result["ok"]
+    assert result["nodes"][0]["first_break"] == {"id": lowest, "reason": "an id below 1, which seized never gives: a row outside the chain"}
 
 
 def test_deleting_the_newest_hits_is_caught_by_the_checkpoint(chained, tmp_path):
@@ -179,6 +186,63 @@ def test_signed_checkpoints(tmp_path, fresh_server):
     assert broken["exit"] == 1
     assert [c["signature"] for c in broken["nodes"][0]["checkpoints"]] == ["valid", "invalid", "valid"]
     assert broken["nodes"][0]["checkpoints"][1]["problem"] == "the chain at this position differs from the checkpoint"
+
+
+def test_a_pinned_signer_refuses_unsigned_checkpoints_and_other_signers(tmp_path, fresh_server):
+    key_file, other_file = tmp_path / "ours.pem", tmp_path / "theirs.pem"
+    ours = seized("evidence", "keygen", "--out", str(key_file)).stdout.strip()
+    theirs = seized("evidence", "keygen", "--out", str(other_file)).stdout.strip()
+    signed = fresh_server(domains=[], signing_key_file=str(key_file), checkpoint_every_hits=5).start()
+    for i in range(12):
+        signed.request(target=f"/signed/{i}")
+    signed.wait_rows(count=12)
+    assert signed.stop() == 0
+    url = signed.db_url
+
+    def signatures(*options):
+        result = report(url, *options)
+        checkpoints = result["nodes"][0]["checkpoints"]
+        assert checkpoints, result
+        return result["exit"], {c["signature"] for c in checkpoints}
+    assert signatures() == (0, {"valid"})  # nothing pinned: a valid signature by any key passes
+    assert signatures("--public-key", ours) == (0, {"valid"})
+    assert signatures("--public-key", str(key_file)) == (0, {"valid"})  # a PEM file (its public half)
+    assert signatures("--public-key", theirs) == (1, {"signed by another key"})
+    assert signatures("--public-key", theirs, "--public-key", ours) == (0, {"valid"})  # repeatable
+    assert "neither 64 hex digits nor a readable PEM file" in fails("verify", "--db", url, "--public-key", "nonsense")
+
+    # Re-signed by whoever has the database and a key of their own: passes only while nothing is pinned.
+    from app.evidence import checkpoint_message, load_signing_key, sign
+    theirs_key = load_signing_key(other_file)
+    for cp in sql(url, "SELECT * FROM checkpoints"):
+        tamper(url, ("UPDATE checkpoints SET public_key = ?, signature = ? WHERE id = ?", (theirs, sign(
+            theirs_key, checkpoint_message(cp["node"], cp["count"], cp["last_id"], cp["head"], cp["at"])), cp["id"])))
+    assert signatures() == (0, {"valid"})
+    assert signatures("--public-key", ours) == (1, {"signed by another key"})
+    # ... or replaced by unsigned ones.
+    tamper(url, "UPDATE checkpoints SET public_key = NULL, signature = NULL")
+    assert signatures() == (0, {"unsigned"})
+    assert signatures("--public-key", ours) == (1, {"unsigned"})
+
+
+def test_checkpoints_are_append_only_and_only_move_forward(fresh_server):
+    server = fresh_server(domains=[], checkpoint_every_hits=5).start()
+    for i in range(12):
+        server.request(target=f"/cp/{i}")
+    server.wait_rows(count=12)
+    assert server.stop() == 0
+    url = server.db_url
+    for statement in ("DELETE FROM checkpoints", "UPDATE checkpoints SET count = 1"):
+        with pytest.raises(Exception, match="append-only"):
+            sql(url, statement)
+    assert report(url)["ok"]
+    first = sql(url, "SELECT * FROM checkpoints ORDER BY id LIMIT 1")[0]
+    sql(url, "INSERT INTO checkpoints (node, at, count, last_id, head) VALUES (?, ?, ?, ?, ?)",  # an old one again
+        (first["node"], first["at"], first["count"], first["last_id"], first["head"]))
+    result = report(url)
+    assert result["exit"] == 1
+    assert result["nodes"][0]["checkpoints"][-1]["problem"] == (
+        "goes back from the checkpoint before it: its count and last id must both grow")
 
 
 @pytest.mark.backends("sqlite")  # SQLite's write lock; PostgreSQL going away: test_durability

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from .. import __version__
 from . import audit, domains, evidence, health, hits, subjects, tokens
+from ..evidence import trusted_keys
 from ..notice.texts import load_languages
 from .auth import FailureLimiter
 
@@ -27,6 +28,7 @@ def create_management_app(*, store, pipeline, settings) -> FastAPI:
     app.state.settings = settings
     app.state.languages = load_languages()
     app.state.limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_s)
+    app.state.trusted_keys = trusted_keys(settings)  # read once: a bad key fails the start, not a request
     for module in (health, hits, evidence, subjects, domains, tokens, audit):
         app.include_router(module.router)
     app.add_middleware(audit.AuditMiddleware, store=store)

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from ..domains import load_table
-from ..evidence import load_signing_key, public_key_hex, verify
+from ..evidence import verify
 from ..package import write_package
 from ..query import HitFilter
 from .auth import ERRORS, problem, require
@@ -64,6 +64,7 @@ class NodeReport(BaseModel):
 class Report(BaseModel):
     ok: bool
     nodes: list[NodeReport]
+    trusted_keys: list[str]  # the pinned signers (hex); empty: none pinned
 
 
 @router.get("/head", response_model=list[Head])
@@ -77,10 +78,9 @@ async def heads(request: Request, store: StoreDep) -> list[Head]:
 @router.get("/verify", response_model=Report)
 async def verify_chain(request: Request, store: StoreDep, node: str | None = None) -> Report:
     """Walk the chain of every node (or one): the first broken link, and every checkpoint checked
-    against the chain and its signature (against this server's key when it has one)."""
-    settings = request.app.state.settings
-    trusted = public_key_hex(load_signing_key(settings.signing_key_file)) if settings.signing_key_file else None
-    report = await verify(store, node, trusted)
+    against the chain, the one before it and its signature: signed by a key in `trusted_public_keys`
+    or this server's own signing key, when any is configured."""
+    report = await verify(store, node, request.app.state.trusted_keys)
     request.state.audit_rows = sum(n["hits"] for n in report["nodes"])
     return Report(**report)
 

@@ -39,13 +39,19 @@ def verify_command(
     config: ConfigOption = None,
     db: DbOption = None,
     node: Annotated[Optional[str], typer.Option(help="Only this node's chain.")] = None,
+    public_key: Annotated[Optional[list[str]], typer.Option(
+        "--public-key", help="Pin a signer: 64 hex digits or a PEM file; repeatable. With any key pinned (here, in "
+                             "trusted_public_keys or by signing_key_file), unsigned checkpoints and other signers fail.")] = None,
 ):
     """Walk the hash chain of every node; report the first broken link and check the checkpoints.
     Exits 1 if anything is wrong."""
-    from ..evidence import load_signing_key, public_key_hex, verify
+    from ..evidence import trusted_keys, verify
 
     settings = cli_settings(config, db=db)
-    trusted = public_key_hex(load_signing_key(settings.signing_key_file)) if settings.signing_key_file else None
+    try:
+        trusted = trusted_keys(settings, public_key or ())
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--public-key") from None
     report = with_store(settings.db, lambda store: verify(store, node, trusted))
     typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
     if not report["ok"]:

@@ -399,3 +399,24 @@ CREATE TABLE node_leases (
     expires_at TEXT NOT NULL
 );
 """)
+
+# 12: nothing outside the chain. `legacy_unhashed`: per node, the last id of the hits stored before
+# this database had the chain (schema < 5), recorded once, now; verify accepts unhashed hits up to
+# it and no others (a forged unhashed hit before a chain's start used to pass as such). Checkpoints
+# can no longer be deleted (they could be updated only, until now).
+SQLITE.append("""
+CREATE TABLE legacy_unhashed (node TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
+INSERT INTO legacy_unhashed (node, last_id)
+    SELECT r.node, MAX(r.id) FROM hit_rows r
+    WHERE r.hash IS NULL AND r.id > 0
+      AND NOT EXISTS (SELECT 1 FROM hit_rows h WHERE h.node = r.node AND h.hash IS NOT NULL AND h.id < r.id)
+    GROUP BY r.node;
+CREATE TRIGGER legacy_unhashed_no_insert BEFORE INSERT ON legacy_unhashed
+BEGIN SELECT RAISE(ABORT, 'legacy_unhashed is written once, by its migration'); END;
+CREATE TRIGGER legacy_unhashed_no_update BEFORE UPDATE ON legacy_unhashed
+BEGIN SELECT RAISE(ABORT, 'legacy_unhashed is append-only'); END;
+CREATE TRIGGER legacy_unhashed_no_delete BEFORE DELETE ON legacy_unhashed
+BEGIN SELECT RAISE(ABORT, 'legacy_unhashed is append-only'); END;
+CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+""")

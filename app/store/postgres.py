@@ -361,9 +361,13 @@ class PostgresStore:
             "ORDER BY h.id DESC LIMIT 1) AS head FROM hit_rows r GROUP BY node ORDER BY node")
 
     async def iter_chain(self, node: str, chunk: int = 2000):
-        after = 0
+        """As SQLiteStore.iter_chain: every hit of the node, ids below 1 too."""
+        after = None
         while True:
-            rows = await self._all(f"{self._select()} WHERE r.node = $1 AND r.id > $2 ORDER BY r.id LIMIT $3", node, after, chunk)
+            if after is None:
+                rows = await self._all(f"{self._select()} WHERE r.node = $1 ORDER BY r.id LIMIT $2", node, chunk)
+            else:
+                rows = await self._all(f"{self._select()} WHERE r.node = $1 AND r.id > $2 ORDER BY r.id LIMIT $3", node, after, chunk)
             if not rows:
                 return
             yield rows
@@ -388,6 +392,9 @@ class PostgresStore:
         if node:
             return await self._all("SELECT * FROM purges WHERE node = $1 ORDER BY id", node)
         return await self._all("SELECT * FROM purges ORDER BY id")
+
+    async def legacy_unhashed(self) -> dict[str, int]:
+        return {row["node"]: row["last_id"] for row in await self._all("SELECT node, last_id FROM legacy_unhashed")}
 
     async def purge_before(self, cutoff: str) -> list[dict]:
         """Drop the partitions (whole months) of hits all received before `cutoff`, recording first

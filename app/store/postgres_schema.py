@@ -143,6 +143,9 @@ POSTGRES = [
         first_id bigint NOT NULL, last_id bigint NOT NULL, hits bigint NOT NULL, chained bigint NOT NULL,
         head_at_cut text NOT NULL
     );
+    CREATE TABLE legacy_unhashed (  -- filled only by a copy of an SQLite database that has such hits
+        node text PRIMARY KEY, last_id bigint NOT NULL
+    );
     CREATE TABLE node_leases (
         node text PRIMARY KEY, holder text NOT NULL, claimed_at text NOT NULL, expires_at text NOT NULL
     );
@@ -217,6 +220,7 @@ POSTGRES = [
     + _append_only("audit", "audit records")
     + _append_only("checkpoints", "checkpoints")
     + _append_only("purges", "purge records")
+    + _append_only("legacy_unhashed", "legacy unhashed ranges")
     + _append_only("journal_gaps", "journal gaps")
     + _append_only("header_sets", "header sets")
     + "CREATE VIEW hits AS SELECT " + ", ".join(f"{sql} AS {name}" for name, sql in RECORD_SQL.items())

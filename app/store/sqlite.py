@@ -311,6 +311,10 @@ class SQLiteStore:
         where, params = ("WHERE node = ?", [node]) if node else ("", [])
         return await self._all(f"SELECT * FROM purges {where} ORDER BY id", params)
 
+    async def legacy_unhashed(self) -> dict[str, int]:
+        async with self.db.execute("SELECT node, last_id FROM legacy_unhashed") as cursor:
+            return {node: last_id for node, last_id in await cursor.fetchall()}
+
     async def purge_before(self, cutoff: str) -> list[dict]:
         """Every node's hits received before `cutoff`, each node's as one stretch (purge)."""
         return [record for node in await self.nodes() if (record := await self.purge(node, cutoff))]
@@ -350,10 +354,14 @@ class SQLiteStore:
             "FROM hit_rows r GROUP BY node ORDER BY node", [])
 
     async def iter_chain(self, node: str, chunk: int = 2000):
-        """A node's hits in chain order (id order), with their hashes, `chunk` at a time."""
-        after = 0
+        """A node's hits in chain order (id order), with their hashes, `chunk` at a time; every one,
+        ids below 1 too (none is made by seized: verify must see a forged one)."""
+        after = None
         while True:
-            rows = await self._all(f"{hit_select()} WHERE r.node = ? AND r.id > ? ORDER BY r.id LIMIT ?", [node, after, chunk])
+            if after is None:
+                rows = await self._all(f"{hit_select()} WHERE r.node = ? ORDER BY r.id LIMIT ?", [node, chunk])
+            else:
+                rows = await self._all(f"{hit_select()} WHERE r.node = ? AND r.id > ? ORDER BY r.id LIMIT ?", [node, after, chunk])
             if not rows:
                 return
             yield rows
