@@ -109,10 +109,15 @@ class Settings(BaseSettings):
     # Hits older than this many days are purged (daily, and by `seized purge`); unset: kept for ever.
     retention_days: Annotated[int, Field(ge=1)] | None = None
 
-    # Tamper evidence: a checkpoint of each node's chain head every N hits or S seconds, signed
-    # with this Ed25519 private key (PEM; make one with `seized evidence keygen`) when given.
-    checkpoint_every_hits: int = 10_000
-    checkpoint_every_s: float = 3600.0
+    # Tamper evidence: a checkpoint of each node's chain head every N hits or S seconds (so what no
+    # checkpoint covers yet is at most a minute of hits), signed with this Ed25519 private key (PEM;
+    # make one with `seized evidence keygen`) when given.
+    checkpoint_every_hits: Annotated[int, Field(ge=1)] = 10_000
+    checkpoint_every_s: Annotated[float, Field(gt=0)] = 60.0
+    # Every checkpoint is also appended to this file (default <data_dir>/witness/checkpoints.jsonl;
+    # ship it off the machine) and POSTed to each of these URLs, as it is made.
+    witness_file: Path | None = None
+    witness_urls: list[str] = []
     signing_key_file: Path | None = None
     # Checkpoint signers verify accepts (64 hex digits or a PEM file each); with any, unsigned fails.
     trusted_public_keys: list[str] = []
@@ -138,6 +143,8 @@ class Settings(BaseSettings):
             self.db = f"sqlite:///{self.data_dir / 'seized.db'}"
         if self.video_dir is None:
             self.video_dir = self.data_dir / "video"
+        if self.witness_file is None:
+            self.witness_file = self.data_dir / "witness" / "checkpoints.jsonl"
         return self
 
     @property

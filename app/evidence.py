@@ -196,14 +196,21 @@ def _walk(rows, prev: str, count: int, purged: int, before_chain: int, legacy_la
     return prev, count, before_chain, None
 
 
-async def verify(store: Store, node: str | None = None, trusted: frozenset[str] = frozenset()) -> dict:
+async def verify(store: Store, node: str | None = None, trusted: frozenset[str] = frozenset(),
+                 witness: list[dict] | None = None) -> dict:
     """Walk each node's chain from its first hit; report the first broken link and check every
     checkpoint against the chain (its head at its position), against the one before it, and its
-    signature: with `trusted` keys pinned, an unsigned checkpoint or another signer fails."""
+    signature: with `trusted` keys pinned, an unsigned checkpoint or another signer fails. The
+    `witness` checkpoints (a witness file's copy) are checked against the chain the same way: one the
+    chain no longer reaches, or passes with another head, means the database was cut or rewritten."""
     report = {"ok": True, "nodes": [], "trusted_keys": sorted(trusted)}
     legacy = await store.legacy_unhashed()
-    for name in [node] if node else await store.nodes():
-        result = await _verify_node(store, name, trusted, legacy.get(name, 0))
+    witnessed: dict[str, list[dict]] = {}
+    for cp in witness or ():
+        witnessed.setdefault(cp["node"], []).append(cp)
+    names = [node] if node else sorted(set(await store.nodes()) | set(witnessed))
+    for name in names:
+        result = await _verify_node(store, name, trusted, legacy.get(name, 0), witnessed.get(name, []))
         report["ok"] = report["ok"] and result["ok"]
         report["nodes"].append(result)
     return report
@@ -220,9 +227,22 @@ def _signature(node: str, cp: dict, trusted: frozenset[str]) -> str:
     return "valid"
 
 
-async def _verify_node(store: Store, node: str, trusted: frozenset[str], legacy_last_id: int) -> dict:
+def _against_chain(cp: dict, purged: int, count: int, broken, seen_at: dict) -> str | None:
+    """What is wrong between a checkpoint and the chain as walked (None: it agrees)."""
+    position = cp["count"]
+    if position <= purged:
+        return None  # it covers hits since purged under the retention policy: its signature still counts
+    if broken is None and position > count:
+        return "the chain ends before this checkpoint: hits were deleted from its end"
+    if position in seen_at and seen_at[position] != (cp["head"], cp["last_id"]):
+        return "the chain at this position differs from the checkpoint"
+    return None
+
+
+async def _verify_node(store: Store, node: str, trusted: frozenset[str], legacy_last_id: int,
+                       witnessed: list[dict]) -> dict:
     made = await store.checkpoints(node)  # in the order they were made
-    checkpoints = {cp["count"]: cp for cp in made}
+    checkpoints = {cp["count"]: cp for cp in (*made, *witnessed)}  # the positions to note while walking
     seen_at: dict[int, tuple[str, int]] = {}  # chain position -> (hash, id), for the checkpoints
     purges = await store.purges(node)
     # After a purge the chain goes on from the cut: the recorded head, and the positions already purged.
@@ -237,21 +257,19 @@ async def _verify_node(store: Store, node: str, trusted: frozenset[str], legacy_
             break
     results, before = [], None
     for cp in made:
-        position, problem = cp["count"], None
         if before is not None and (cp["count"] <= before["count"] or cp["last_id"] <= before["last_id"]):
             problem = "goes back from the checkpoint before it: its count and last id must both grow"
-        elif position <= purged:
-            problem = None  # it covers hits since purged under the retention policy: its signature still counts
-        elif broken is None and position > count:
-            problem = "the chain ends before this checkpoint: hits were deleted from its end"
-        elif position in seen_at and seen_at[position] != (cp["head"], cp["last_id"]):
-            problem = "the chain at this position differs from the checkpoint"
+        else:
+            problem = _against_chain(cp, purged, count, broken, seen_at)
         results.append({"id": cp["id"], "at": cp["at"], "count": cp["count"], "head": cp["head"],
                         "problem": problem, "signature": _signature(node, cp, trusted)})
         before = cp
+    witness = [{"at": cp["at"], "count": cp["count"], "head": cp["head"],
+                "problem": _against_chain(cp, purged, count, broken, seen_at), "signature": _signature(node, cp, trusted)}
+               for cp in witnessed]
     accepted = ("valid",) if trusted else ("valid", "unsigned")
-    ok = broken is None and all(r["problem"] is None and r["signature"] in accepted for r in results)
+    ok = broken is None and all(r["problem"] is None and r["signature"] in accepted for r in (*results, *witness))
     return {"node": node, "ok": ok, "hits": count - purged, "head": prev, "hits_before_chain": before_chain,
             "first_break": None if broken is None else {"id": broken.id, "reason": broken.reason},
-            "checkpoints": results,
+            "checkpoints": results, "witness": witness,
             "purged": [{k: p[k] for k in ("at", "cutoff", "first_id", "last_id", "hits", "head_at_cut")} for p in purges]}

@@ -27,6 +27,7 @@ from .capture import JOURNAL_FIELDS, Hit, make_uid
 from .clients import classify
 from .config import Settings
 from .evidence import NODE, chain_rows, checkpoint_message, load_signing_key, public_key_hex, sign
+from .witness import Witness
 from .geo import GeoLookup
 from .process import die_with_parent, quiet_gc, run_async, setup_logging
 from .record import RowBuilder, utc_text
@@ -93,6 +94,7 @@ class Ingest:
         self.decoder = HitDecoder()
         self.builder = RowBuilder(self.match_key, self.geo)
         self.signing_key = load_signing_key(settings.signing_key_file) if settings.signing_key_file else None
+        self.witness = Witness(settings.witness_file, settings.witness_urls)
         self.store = None
         self.identity = None
         self.progress: dict[str, tuple[int, int]] = {}
@@ -341,8 +343,10 @@ class Ingest:
             if self.signing_key is not None:
                 public_key = public_key_hex(self.signing_key)
                 signature = sign(self.signing_key, checkpoint_message(node, count, last_id, head, at))
-            await self.store.add_checkpoint(node=node, at=at, count=count, last_id=last_id, head=head,
-                                            public_key=public_key, signature=signature)
+            checkpoint = dict(node=node, at=at, count=count, last_id=last_id, head=head, public_key=public_key,
+                              signature=signature)
+            await self.store.add_checkpoint(**checkpoint)
+            await self.witness.publish(checkpoint)  # after the database has it: the witness never runs ahead
             self.unchecked[node] = 0
             self.counters.add("checkpoints")
         if due:
@@ -353,6 +357,7 @@ class Ingest:
             await self.maybe_checkpoint(force=True)  # a clean stop leaves a checkpoint of every head
         except Exception as error:
             log.warning("final checkpoint failed: %s", error)
+        await self.witness.close()
         await self.disconnect()
 
 

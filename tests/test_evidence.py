@@ -245,6 +245,36 @@ def test_checkpoints_are_append_only_and_only_move_forward(fresh_server):
         "goes back from the checkpoint before it: its count and last id must both grow")
 
 
+def test_a_witness_file_catches_a_tail_cut_after_the_databases_last_checkpoint(fresh_server, tmp_path):
+    server = fresh_server(domains=[], checkpoint_every_hits=5).start()
+    for i in range(12):
+        server.request(target=f"/witnessed/{i}")
+        if i in (4, 9):  # each five their own batch: a checkpoint falls due after each
+            server.wait_rows(count=i + 1)
+    server.wait_rows(count=12)
+    assert server.stop() == 0
+    url, witness_file = server.db_url, server.directory / "witness" / "checkpoints.jsonl"
+    lines = [json.loads(line) for line in witness_file.read_text().splitlines()]
+    stored = sql(url, "SELECT node, count, last_id, head, at, public_key, signature FROM checkpoints ORDER BY id")
+    assert lines == stored and len(lines) >= 2  # each checkpoint published as it was made, as stored
+    copy = tmp_path / "shipped-witness.jsonl"  # what a log shipper took off the machine
+    copy.write_bytes(witness_file.read_bytes())
+    assert report(url, "--witness", str(copy))["ok"]
+
+    # Someone with the database cuts its tail: the hits after the second-last checkpoint and the
+    # checkpoint after them. The database alone still verifies; the witness does not.
+    last, earlier = stored[-1], stored[-2]
+    tamper(url, ("DELETE FROM checkpoints WHERE count = ?", (last["count"],)),
+         ("DELETE FROM hit_rows WHERE id > ?", (earlier["last_id"],)))
+    assert report(url)["ok"]
+    result = report(url, "--witness", str(copy))
+    assert result["exit"] == 1 and not result["ok"]
+    assert [w["problem"] for w in result["nodes"][0]["witness"]][-1] == (
+        "the chain ends before this checkpoint: hits were deleted from its end")
+    copy.write_text("not a witness line\n")
+    assert "not a witness line" in fails("verify", "--db", url, "--witness", str(copy))
+
+
 @pytest.mark.backends("sqlite")  # SQLite's write lock; PostgreSQL going away: test_durability
 def test_hits_journaled_while_the_database_is_locked_join_the_chain(fresh_server):
     server = fresh_server(domains=[]).start()

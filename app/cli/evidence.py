@@ -42,17 +42,25 @@ def verify_command(
     public_key: Annotated[Optional[list[str]], typer.Option(
         "--public-key", help="Pin a signer: 64 hex digits or a PEM file; repeatable. With any key pinned (here, in "
                              "trusted_public_keys or by signing_key_file), unsigned checkpoints and other signers fail.")] = None,
+    witness: Annotated[Optional[Path], typer.Option(
+        "--witness", help="A copy of a witness file (witness_file): its checkpoints are checked against the database, "
+                          "so a tail cut or rewritten after the database's last checkpoint is caught.")] = None,
 ):
     """Walk the hash chain of every node; report the first broken link and check the checkpoints.
     Exits 1 if anything is wrong."""
     from ..evidence import trusted_keys, verify
+    from ..witness import read
 
     settings = cli_settings(config, db=db)
     try:
         trusted = trusted_keys(settings, public_key or ())
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--public-key") from None
-    report = with_store(settings.db, lambda store: verify(store, node, trusted))
+    try:
+        witnessed = read(witness) if witness is not None else None
+    except (OSError, ValueError) as error:
+        raise typer.BadParameter(str(error), param_hint="--witness") from None
+    report = with_store(settings.db, lambda store: verify(store, node, trusted, witnessed))
     typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
     if not report["ok"]:
         raise typer.Exit(1)
