@@ -2,7 +2,9 @@
 detected, checkpoints are signed and checked, and anyone can re-verify with their own code."""
 
 import hashlib
+import http.server
 import json
+import threading
 from contextlib import closing
 import sqlite3
 
@@ -273,6 +275,36 @@ def test_a_witness_file_catches_a_tail_cut_after_the_databases_last_checkpoint(f
         "the chain ends before this checkpoint: hits were deleted from its end")
     copy.write_text("not a witness line\n")
     assert "not a witness line" in fails("verify", "--db", url, "--witness", str(copy))
+
+
+def test_checkpoints_are_posted_to_witness_urls_as_they_are_made(fresh_server):
+    received, refused = [], []
+
+    class WitnessService(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            (received if self.path == "/take" else refused).append(body)
+            self.send_response(204 if self.path == "/take" else 503)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    service = http.server.ThreadingHTTPServer(("127.0.0.1", 0), WitnessService)
+    threading.Thread(target=service.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{service.server_address[1]}"
+    try:
+        server = fresh_server(domains=[], checkpoint_every_hits=3, witness_urls=[f"{base}/take", f"{base}/down"]).start()
+        for i in range(7):
+            server.request(target=f"/posted/{i}")
+        server.wait_rows(count=7)
+        assert server.stop() == 0
+    finally:
+        service.shutdown()
+    lines = (server.directory / "witness" / "checkpoints.jsonl").read_bytes().splitlines(keepends=True)
+    assert lines and received == lines  # every checkpoint, as in the file, to the witness that took them
+    assert refused == lines  # a witness that fails is tried once and logged; the node goes on
+    assert "did not take a checkpoint" in server.log_path.read_text()
 
 
 @pytest.mark.backends("sqlite")  # SQLite's write lock; PostgreSQL going away: test_durability
