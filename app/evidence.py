@@ -107,6 +107,19 @@ def checkpoint_message(node: str, count: int, last_id: int, head: str, at: str) 
     return canonical({"node": node, "count": count, "last_id": last_id, "head": head, "at": at})
 
 
+PURGE_FIELDS = ("node", "at", "cutoff", "first_id", "last_id", "hits", "chained", "head_at_cut")
+
+
+def purge_message(record: dict) -> bytes:
+    return canonical({k: record[k] for k in PURGE_FIELDS})
+
+
+def purge_signer(private_key):
+    """For the store's purge: (public key, signature) of a purge record, made before it is stored."""
+    public = public_key_hex(private_key)
+    return lambda record: (public, sign(private_key, purge_message(record)))
+
+
 def load_signing_key(path: Path):
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
@@ -217,12 +230,16 @@ async def verify(store: Store, node: str | None = None, trusted: frozenset[str] 
 
 
 def _signature(node: str, cp: dict, trusted: frozenset[str]) -> str:
-    if cp["signature"] is None:
+    return _signed(cp, checkpoint_message(node, cp["count"], cp["last_id"], cp["head"], cp["at"]), trusted)
+
+
+def _signed(record: dict, message: bytes, trusted: frozenset[str]) -> str:
+    """A checkpoint's or purge record's signature: valid, unsigned, invalid or by another key."""
+    if record["signature"] is None:
         return "unsigned"
-    if not signature_valid(cp["public_key"] or "", checkpoint_message(node, cp["count"], cp["last_id"], cp["head"], cp["at"]),
-                           cp["signature"]):
+    if not signature_valid(record["public_key"] or "", message, record["signature"]):
         return "invalid"
-    if trusted and cp["public_key"] not in trusted:
+    if trusted and record["public_key"] not in trusted:
         return "signed by another key"
     return "valid"
 
@@ -267,9 +284,21 @@ async def _verify_node(store: Store, node: str, trusted: frozenset[str], legacy_
     witness = [{"at": cp["at"], "count": cp["count"], "head": cp["head"],
                 "problem": _against_chain(cp, purged, count, broken, seen_at), "signature": _signature(node, cp, trusted)}
                for cp in witnessed]
+    cuts, position, last_id = [], 0, None  # purges: signed, one after another, and where checkpoints agree
+    for p in purges:
+        position += p["chained"]
+        at_cut = checkpoints.get(position)
+        if last_id is not None and p["first_id"] <= last_id:
+            problem = "overlaps the purge before it"
+        elif at_cut is not None and p["chained"] and at_cut["head"] != p["head_at_cut"]:
+            problem = "its cut differs from the checkpoint at that position"
+        else:
+            problem = None
+        cuts.append({k: p[k] for k in ("at", "cutoff", "first_id", "last_id", "hits", "head_at_cut")}
+                    | {"problem": problem, "signature": _signed(p, purge_message(p), trusted)})
+        last_id = p["last_id"]
     accepted = ("valid",) if trusted else ("valid", "unsigned")
-    ok = broken is None and all(r["problem"] is None and r["signature"] in accepted for r in (*results, *witness))
+    ok = broken is None and all(r["problem"] is None and r["signature"] in accepted for r in (*results, *witness, *cuts))
     return {"node": node, "ok": ok, "hits": count - purged, "head": prev, "hits_before_chain": before_chain,
             "first_break": None if broken is None else {"id": broken.id, "reason": broken.reason},
-            "checkpoints": results, "witness": witness,
-            "purged": [{k: p[k] for k in ("at", "cutoff", "first_id", "last_id", "hits", "head_at_cut")} for p in purges]}
+            "checkpoints": results, "witness": witness, "purged": cuts}

@@ -112,7 +112,7 @@ async def main(settings: Settings, status: LiveStatus) -> None:
         loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
     tasks = [asyncio.create_task(follow_domains(store, settings)), asyncio.create_task(lease.hold(store, settings))]
     if settings.retention_days:
-        tasks.append(asyncio.create_task(purge_daily(store, settings.retention_days)))
+        tasks.append(asyncio.create_task(purge_daily(store, settings.retention_days, settings.signing_key_file)))
     if settings.prerender_videos:
         tasks.append(asyncio.create_task(prerender_videos(store, settings)))
     try:

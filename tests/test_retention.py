@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from chain_check import check_chains, problems_of
-from helpers import Server, request, seed_journal, sql, wait_for
+from helpers import Server, request, seed_journal, sql, tamper, wait_for
 
 DAY_NS = 86_400 * 10**9
 
@@ -177,3 +177,39 @@ def test_the_server_purges_daily_when_configured(fresh_server):
     assert {node: chain.problems for node, chain in chains.items()} == {"seed": [], "test-node": []}
     assert (chains["seed"].hits, chains["seed"].purged_hits) == (0, 25)
     assert [p["hits"] for p in chains["seed"].purges] == [25]
+
+
+def test_purge_records_are_signed_and_a_forged_one_fails_a_pinned_verify(fresh_server, tmp_path):
+    key_file = tmp_path / "signing.pem"
+    public_key = seized("evidence", "keygen", "--out", str(key_file)).stdout.strip()
+    server = fresh_server(domains=[], signing_key_file=str(key_file)).start()
+    seed_journal(server, 10, node="seed", start_ns=time.time_ns() - 45 * DAY_NS)  # in a month wholly past
+    recent = seed_journal(server, 6, node="seed")
+    assert server.stop() == 0
+    url = server.db_url
+
+    output = seized("purge", "--config", str(server.config_path), "--days", "7").stdout  # the config has the key
+    assert "node seed: purged 10 hits" in output, output
+    [cut] = sql(url, "SELECT * FROM purges")
+    assert cut["public_key"] == public_key and len(cut["signature"]) == 128
+    audit = sql(url, "SELECT * FROM audit WHERE endpoint = 'purge'")
+    assert [(a["role"], a["rows"], json.loads(a["filters"])) for a in audit] == [("cli", 10, {"days": 7})]
+
+    def seed_report(*options):
+        result = seized("verify", "--db", url, *options, check=False)
+        return result.returncode, next(n for n in json.loads(result.stdout)["nodes"] if n["node"] == "seed")
+    code, node = seed_report("--public-key", public_key)
+    assert code == 0 and [p["signature"] for p in node["purged"]] == ["valid"]
+
+    # Whoever has the database deletes three more hits and writes a purge record to cover them, with
+    # the head at the cut as the chain had it: the chain goes on from there, so only the record's
+    # missing signature can give it away.
+    kept = sql(url, "SELECT id, hash FROM hits WHERE node = 'seed' ORDER BY id")
+    assert len(kept) == 6 and stored_uids(url, "seed") == [recent.uid(i) for i in range(6)]
+    tamper(url, ("INSERT INTO purges (node, at, cutoff, first_id, last_id, hits, chained, head_at_cut) "
+                 "VALUES ('seed', ?, ?, ?, ?, 3, 3, ?)", (cut["at"], cut["cutoff"], kept[0]["id"], kept[2]["id"], kept[2]["hash"])),
+           ("DELETE FROM hit_rows WHERE node = 'seed' AND id <= ?", (kept[2]["id"],)))
+    code, node = seed_report()
+    assert code == 0 and node["hits"] == 3  # nothing pinned: the forged record is not told apart
+    code, node = seed_report("--public-key", public_key)
+    assert code == 1 and [p["signature"] for p in node["purged"]] == ["valid", "unsigned"]

@@ -48,6 +48,8 @@ class Purge(BaseModel):
     last_id: int
     hits: int
     head_at_cut: str
+    problem: str | None
+    signature: str  # valid, unsigned, invalid, signed by another key
 
 
 class NodeReport(BaseModel):

@@ -49,7 +49,8 @@ def with_store(db_url: str, work):
 
 
 def audited_read(db_url: str, work, command: str, filters: dict, count=len):
-    """A read of the evidence from the command line, written to the audit log like an API read."""
+    """A read (or a purge) of the evidence from the command line, written to the audit log like an
+    API request."""
     async def run(store):
         result = await work(store)
         await store.add_audit(token_name=f"cli:{getpass.getuser()}", role="cli", client_ip=None, method="CLI",

@@ -27,7 +27,8 @@ def purge_command(
     days = days or settings.retention_days
     if not days:
         raise typer.BadParameter("no retention period: set retention_days in the config or pass --days")
-    purges = with_store(settings.db, lambda store: purge_expired(store, days))
+    purges = audited_read(settings.db, lambda store: purge_expired(store, days, settings.signing_key_file), "purge",
+                          {"days": days}, count=lambda cuts: sum(cut["hits"] for cut in cuts))
     for cut in purges:
         typer.echo(f"node {cut['node']}: purged {cut['hits']} hits (ids {cut['first_id']}-{cut['last_id']}) "
                    f"received before {cut['cutoff']}")

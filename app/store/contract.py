@@ -5,7 +5,7 @@ client_ip_key), timestamps as the stored UTC text '2026-11-23T06:00:25.123456Z',
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Protocol
+from typing import AsyncIterator, Callable, Protocol
 
 from ..query import HitFilter
 
@@ -55,7 +55,8 @@ class Store(Protocol):
     async def last_id_of(self, node: str) -> int: ...
     async def add_checkpoint(self, *, node, at, count, last_id, head, public_key, signature) -> None: ...
     async def checkpoints(self, node: str | None = None) -> list[dict]: ...
-    async def purge_before(self, cutoff: str) -> list[dict]: ...  # retention: each node's oldest stretch, recorded
+    # retention: each node's oldest stretch, recorded first; `signer(record)` -> (public key, signature)
+    async def purge_before(self, cutoff: str, signer: Callable[[dict], tuple[str, str]] | None = None) -> list[dict]: ...
     async def purges(self, node: str | None = None) -> list[dict]: ...
     async def legacy_unhashed(self) -> dict[str, int]: ...  # node -> last id of hits stored before its chain
 

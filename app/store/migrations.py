@@ -420,3 +420,10 @@ BEGIN SELECT RAISE(ABORT, 'legacy_unhashed is append-only'); END;
 CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints
 BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
 """)
+
+# 13: signed purges: a purge record carries the signer's public key and its Ed25519 signature
+# (evidence.purge_message), so a purge record forged to cover deleted hits fails a pinned verify.
+SQLITE.append("""
+ALTER TABLE purges ADD COLUMN public_key TEXT;
+ALTER TABLE purges ADD COLUMN signature TEXT;
+""")

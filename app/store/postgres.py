@@ -396,7 +396,7 @@ class PostgresStore:
     async def legacy_unhashed(self) -> dict[str, int]:
         return {row["node"]: row["last_id"] for row in await self._all("SELECT node, last_id FROM legacy_unhashed")}
 
-    async def purge_before(self, cutoff: str) -> list[dict]:
+    async def purge_before(self, cutoff: str, signer=None) -> list[dict]:
         """Drop the partitions (whole months) of hits all received before `cutoff`, recording first
         each node's cut: the ids it loses, how many were chained, its chain's head there. A month is
         kept while dropping it would take from some node hits that are not a stretch from the start
@@ -428,6 +428,7 @@ class PostgresStore:
                     head = earlier or GENESIS
                 record = {"node": node, "at": utc_text(), "cutoff": utc_text(boundary),
                           **{k: stretch[k] for k in ("first_id", "last_id", "hits", "chained")}, "head_at_cut": head}
+                record["public_key"], record["signature"] = signer(record) if signer else (None, None)
                 await conn.execute(f"INSERT INTO purges ({', '.join(record)}) VALUES "
                                    f"({', '.join(f'${i + 1}' for i in range(len(record)))})", *record.values())
                 records.append(record)

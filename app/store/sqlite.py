@@ -315,11 +315,11 @@ class SQLiteStore:
         async with self.db.execute("SELECT node, last_id FROM legacy_unhashed") as cursor:
             return {node: last_id for node, last_id in await cursor.fetchall()}
 
-    async def purge_before(self, cutoff: str) -> list[dict]:
+    async def purge_before(self, cutoff: str, signer=None) -> list[dict]:
         """Every node's hits received before `cutoff`, each node's as one stretch (purge)."""
-        return [record for node in await self.nodes() if (record := await self.purge(node, cutoff))]
+        return [record for node in await self.nodes() if (record := await self.purge(node, cutoff, signer))]
 
-    async def purge(self, node: str, cutoff: str) -> dict | None:
+    async def purge(self, node: str, cutoff: str, signer=None) -> dict | None:
         """Delete the node's oldest hits received before `cutoff`, as one stretch from the start of
         its chain (up to its first hit that is not older), and record the cut. None if nothing to do.
         The record goes in first: hit_rows refuses a DELETE that no purge record covers."""
@@ -337,6 +337,7 @@ class SQLiteStore:
         head_at_cut = last[0]["hash"] if last else (earlier[-1]["head_at_cut"] if earlier else GENESIS)
         record = {"node": node, "at": now_iso(), "cutoff": cutoff, "first_id": stretch["first_id"],
                   "last_id": stretch["last_id"], "hits": stretch["hits"], "chained": stretch["chained"], "head_at_cut": head_at_cut}
+        record["public_key"], record["signature"] = signer(record) if signer else (None, None)
         try:
             await self.db.execute(f"INSERT INTO purges ({', '.join(record)}) VALUES ({', '.join('?' * len(record))})",
                                   list(record.values()))
