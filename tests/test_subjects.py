@@ -6,14 +6,19 @@ from commands import fails, seized
 from helpers import request
 
 
+PANELS = [{"name": "panel-one.example", "case_ref": "CASE-1"}, {"name": "panel-two.example", "case_ref": "CASE-2"},
+          {"name": "no-case.example"}]
+
+
 def test_import_match_and_report(tmp_path, fresh_server):
-    server = fresh_server(domains=[], trusted_proxies=["127.0.0.0/8"]).start()
+    server = fresh_server(domains=PANELS, trusted_proxies=["127.0.0.0/8"]).start()
     shapes = [("alice", "203.0.113.5", 40001), ("alice", "203.0.113.6", 40002), ("bob", "198.51.100.7", 40003),
               ("mallory", "192.0.2.9", 40004)]
     for account, ip, port in shapes:
-        request(server.public_port, "GET", f"/player_api.php?username={account}&password=x",
+        request(server.public_port, "GET", f"/player_api.php?username={account}&password=x", host="panel-one.example",
                 headers=[("X-Forwarded-For", ip), ("X-Real-Port", str(port))])
-    request(server.public_port, "GET", "/portal.php?type=stb&action=get_profile", headers=[("Cookie", "mac=00:1a:79:aa:bb:cc")])
+    request(server.public_port, "GET", "/portal.php?type=stb&action=get_profile", host="panel-one.example",
+            headers=[("Cookie", "mac=00:1a:79:aa:bb:cc")])
     server.wait_rows(count=5)
     csv_file = tmp_path / "panel.csv"
     csv_file.write_text("Account,email,payment_ref\nalice,alice@example.org,PAY-1\nbob,\"bob, jr@example.org\",PAY-2\n"
@@ -23,7 +28,7 @@ def test_import_match_and_report(tmp_path, fresh_server):
     assert "0 added, 0 changed, 4 unchanged" in seized("subjects", "import", str(csv_file), "--case", "CASE-1", "--db", db).stdout
     bad = tmp_path / "bad.csv"
     bad.write_text("user,email\nx,y\n")
-    assert "the CSV needs an 'account' column" in fails("subjects", "import", str(bad), "--case", "CASE-1", "--db", db)
+    assert "the CSV needs an 'account' column" in fails("subjects", "import", str(bad), "--case", "CASE-1", "--db", db, exit_code=2)
 
     token = server.new_token("investigator")
     listed = server.api("GET", "/api/v1/subjects?case=CASE-1", token).json()
@@ -39,6 +44,7 @@ def test_import_match_and_report(tmp_path, fresh_server):
     assert server.api("GET", "/api/v1/subjects", server.new_token("auditor")).status_code == 403
     report = server.api("GET", "/api/v1/subjects/report?case=CASE-1", token).json()
     assert [u["account"] for u in report["unmatched_accounts"]] == ["mallory"]
+    assert report["domains"] == ["panel-one.example"] and report["note"] is None
     assert server.stop() == 0  # the report below is read from the stopped server's database (command-line reads are audited too)
     out = tmp_path / "report.json"
     assert "4 subjects, 1 unmatched" in seized("evidence", "subjects-report", "--case", "CASE-1", "--out", str(out), "--db", db).stdout
@@ -103,7 +109,7 @@ def test_a_file_with_an_empty_or_repeated_account_is_refused_whole(tmp_path):
     assert "line 3: empty account" in fails("subjects", "import", str(blank), "--case", "C", "--db", db, exit_code=2)
     twice = tmp_path / "twice.csv"  # the same MAC address, written in two cases
     twice.write_text("account,email\n00:1a:79:aa:bb:cc,first@example.org\nalice,a@example.org\n00:1A:79:AA:BB:CC,second@example.org\n")
-    assert "line 4: account '00:1A:79:AA:BB:CC' is also on line 2" in fails("subjects", "import", str(twice), "--case", "C",
+    assert "line 4: account '00:1A:79:AA:BB:CC' is also on line 2, with other values; nothing imported" in fails("subjects", "import", str(twice), "--case", "C",
                                                                            "--db", db, exit_code=2)
     assert listed(db) == {}  # none of their other records was imported
 
@@ -117,3 +123,136 @@ def test_a_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path):
     last.write_bytes("\ufeffemail,account\r\nbob@example.org,bob\r\n".encode("utf-8"))
     assert imported(last, "BOM", db) == "1 records for case BOM: 1 added, 0 changed, 0 unchanged"
     assert listed(db) == {("BOM", "alice"): {"e-mail": "alice@example.org"}, ("BOM", "bob"): {"email": "bob@example.org"}}
+
+
+# -- MAC addresses in any notation, and only the case's own domains ---------------------------------
+
+def stalker(server, mac: str, host: str, ip: str):
+    request(server.public_port, "GET", "/portal.php?type=stb&action=get_profile", host=host,
+            headers=[("Cookie", f"mac={mac}"), ("X-Forwarded-For", ip)])
+
+
+def xtream(server, username: str, host: str, ip: str):
+    request(server.public_port, "GET", f"/player_api.php?username={username}&password=x", host=host,
+            headers=[("X-Forwarded-For", ip)])
+
+
+def test_the_report_matches_mac_notations_and_counts_only_the_cases_domains(tmp_path, fresh_server):
+    server = fresh_server(domains=PANELS, trusted_proxies=["127.0.0.0/8"]).start()
+    # One box, its MAC written four ways by the clients; hits on CASE-1's panel...
+    for mac, ip in [("00-1a-79-01-c3-0f", "203.0.113.1"), ("001A7901C30F", "203.0.113.2"), ("001a.7901.c30f", "203.0.113.3"),
+                    ("00:1a:79:01:c3:0f", "203.0.113.4")]:
+        stalker(server, mac, "panel-one.example", ip)
+    xtream(server, "alice", "panel-one.example", "198.51.100.1")
+    xtream(server, "eve", "panel-one.example", "198.51.100.2")
+    # ...and on CASE-2's panel and a domain of no case: none of them may count for CASE-1.
+    stalker(server, "00:1A:79:01:C3:0F", "panel-two.example", "192.0.2.1")
+    xtream(server, "alice", "panel-two.example", "192.0.2.2")
+    xtream(server, "alice", "no-case.example", "192.0.2.3")
+    xtream(server, "mallory", "panel-two.example", "192.0.2.4")
+    server.wait_rows(count=10)
+    records = tmp_path / "panel.csv"  # the panel's own export writes the MAC its way
+    records.write_text("account,email\n00-1A-79-01-C3-0F,box@example.org\nalice,alice@example.org\ncarol,carol@example.org\n")
+    db = server.db_url
+    assert imported(records, "CASE-1", db) == "3 records for case CASE-1: 3 added, 0 changed, 0 unchanged"
+    assert imported(records, "CASE-9", db) == "3 records for case CASE-9: 3 added, 0 changed, 0 unchanged"
+    token = server.new_token("investigator")
+    report = server.api("GET", "/api/v1/subjects/report?case=CASE-1", token).json()
+    by_account = {s["account"]: s for s in report["subjects"]}
+    assert set(by_account) == {"00:1A:79:01:C3:0F", "alice", "carol"}
+    box = by_account["00:1A:79:01:C3:0F"]
+    assert box["hits"] == 4 and box["distinct_ips"] == 4
+    assert sorted(t["client_ip"] for t in box["tuples"]) == ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"]
+    assert (by_account["alice"]["hits"], by_account["alice"]["tuples"][0]["client_ip"]) == (1, "198.51.100.1")
+    assert by_account["carol"]["hits"] == 0
+    assert [(u["account"], u["hits"]) for u in report["unmatched_accounts"]] == [("eve", 1)]  # not CASE-2's mallory
+    assert report["domains"] == ["panel-one.example"] and report["note"] is None
+    # A case whose reference no domain carries: nothing can match, and the report says so.
+    empty = server.api("GET", "/api/v1/subjects/report?case=CASE-9", token).json()
+    assert empty["domains"] == [] and "case 'CASE-9' has no domains" in empty["note"]
+    assert [s["hits"] for s in empty["subjects"]] == [0, 0, 0] and empty["unmatched_accounts"] == []
+    out = tmp_path / "report.json"
+    assert "3 subjects, 0 unmatched" in seized("evidence", "subjects-report", "--case", "CASE-9", "--out", str(out), "--db", db).stdout
+    assert "has no domains" in json.loads(out.read_text())["note"]
+    seized("evidence", "subjects-report", "--case", "CASE-2", "--out", str(out), "--db", db)
+    # CASE-2 has no records: its panel's accounts are all unmatched, and only its panel's
+    assert {u["account"]: u["hits"] for u in json.loads(out.read_text())["unmatched_accounts"]} == {
+        "00:1A:79:01:C3:0F": 1, "alice": 1, "mallory": 1}
+
+
+# -- what a file holds is imported whole or refused whole, saying why --------------------------------
+
+def refused(path, db) -> str:
+    """An import that must fail with exit code 2 and one line on stderr, no traceback; that line."""
+    result = seized("subjects", "import", str(path), "--case", "C", "--db", db, check=False)
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"error: {path}: ")
+    return result.stderr.strip().removeprefix(f"error: {path}: ")
+
+
+def test_short_rows_extra_values_and_repeated_accounts_are_listed_not_lost(tmp_path):
+    db = f"sqlite:///{tmp_path / 'subjects.db'}"
+    ragged = tmp_path / "ragged.csv"  # an unquoted comma moved bob's values; carol's line was cut in two
+    ragged.write_text("account,email,plan\nalice,a@example.org,gold\nbob,Bob, Jr <b@example.org>,basic\n"
+                      "carol,c@example\n.org,basic\ndave,d@example.org,basic\n")
+    assert refused(ragged, db) == ("2 short rows (fewer values than the header's 3) on line 4 (2 values), 5 (2 values); "
+                                   "1 row with more values than the header's 3 on line 3 (4 values); nothing imported")
+    conflicting = tmp_path / "conflicting.csv"
+    conflicting.write_text("account,email\nalice,a@example.org\nbob,b@example.org\nalice,other@example.org\n"
+                           "001a7901c30f,box@example.org\n00-1A-79-01-C3-0F,box2@example.org\n")
+    assert refused(conflicting, db) == ("2 accounts repeated with other values: line 4 ('alice', also on line 2), "
+                                        "line 6 ('00:1A:79:01:C3:0F', also on line 5); nothing imported")
+    assert listed(db) == {}
+    repeated = tmp_path / "repeated.csv"  # the same row twice (an export's page boundary): imported once, and said
+    repeated.write_text("account,email\nalice,a@example.org\nbob,b@example.org\nalice,a@example.org\n"
+                        "001a.7901.c30f,box@example.org\n00:1a:79:01:c3:0f,box@example.org\n")
+    assert imported(repeated, "C", db).splitlines() == [
+        "3 records for case C: 3 added, 0 changed, 0 unchanged",
+        "2 rows repeat an earlier row exactly, imported once: line 4 (= line 2), 6 (= line 5)"]
+    assert set(listed(db)) == {("C", "alice"), ("C", "bob"), ("C", "00:1A:79:01:C3:0F")}
+
+
+def test_a_bad_file_gets_exit_code_2_and_one_line(tmp_path):
+    db = f"sqlite:///{tmp_path / 'subjects.db'}"
+    cases = {
+        "empty.csv": (b"", "the file is empty"),
+        "header-only.csv": (b"account,email\r\n", "no records in the CSV file"),
+        "no-account.csv": (b"user,email\nx,y\n", "the CSV needs an 'account' column"),
+        "picture.csv": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "the file is binary (a NUL byte at offset 8), not CSV or JSON text"),
+        "utf16.csv": ("account\nalice\n".encode("utf-16"), "the file is UTF-16 text; save it as UTF-8 (CSV UTF-8 or JSON)"),
+        "latin1.csv": ("account,name\nalice,Zoë\n".encode("latin-1"), "line 2: not UTF-8 (byte 0xeb); save the file as UTF-8"),
+        "huge.csv": (b"account,note\nalice," + b"x" * 1_000_000 + b"\n",
+                     "line 2: a value over 131,072 characters long (at most 65,536); is this the right file?"),
+        "quoted-huge.csv": (b'account,note\nalice,"' + b"x" * 100_000 + b'"\n',
+                            "line 2: the value of 'note' is 100,000 characters long (at most 65,536); is this the right file?"),
+        "unclosed.csv": (b'account,note\nalice,"never closed\nbob,x\n', "line 2: not readable as CSV (unexpected end of data)"),
+        "object.json": (b'{"account": "alice"}', 'line 1: a JSON import is an array of objects ([{"account": ...}, ...])'),
+        "broken.json": (b'[{"account": "alice"},\n {"account": ', "line 2: not valid JSON (Expecting value)"),
+        "no-account.json": (b'[{"account": "alice"},\n {"user": "bob"}]', "line 2: an object without an 'account'"),
+        "huge.json": (b'[{"account": "alice", "note": "' + b"x" * 1_000_000 + b'"}]',
+                      "line 1: the value of 'note' is 1,000,000 characters long (at most 65,536); is this the right file?"),
+    }
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert refused(tmp_path / name, db) == message, name
+    assert listed(db) == {}
+
+
+def test_json_records_import_like_csv_ones(tmp_path):
+    db = f"sqlite:///{tmp_path / 'subjects.db'}"
+    records = tmp_path / "panel.json"
+    records.write_text('[{"account": "alice", "email": "a@example.org", "plan": null},\n'
+                       ' {"Account": 12345, "paid": 12.5, "tags": ["x", "y"], "vip": true},\n'
+                       ' {"account": "00-1a-79-01-c3-0f", "email": "box@example.org"}]')
+    assert imported(records, "J", db) == "3 records for case J: 3 added, 0 changed, 0 unchanged"
+    assert listed(db) == {("J", "alice"): {"email": "a@example.org", "plan": None},
+                          ("J", "12345"): {"paid": "12.5", "tags": '["x", "y"]', "vip": "true"},
+                          ("J", "00:1A:79:01:C3:0F"): {"email": "box@example.org"}}
+    # the same records as CSV are the same records: nothing changes
+    same = tmp_path / "panel.csv"
+    same.write_text("account,email,plan\nalice,a@example.org,\n")
+    assert imported(same, "J", db) == "1 records for case J: 0 added, 1 changed, 0 unchanged"  # CSV has no null: plan is ""
+    untyped = tmp_path / "panel-export"  # no suffix: read as JSON because it starts with '['
+    untyped.write_text('[{"account": "bob"}]')
+    assert imported(untyped, "J", db) == "1 records for case J: 1 added, 0 changed, 0 unchanged"

@@ -59,6 +59,8 @@ class Unmatched(BaseModel):
 
 class CaseReport(BaseModel):
     case: str
+    domains: list[str]  # the case's domains: only their hits are matched
+    note: str | None  # why nothing can match (a case without domains), else null
     subjects: list[dict]
     unmatched_accounts: list[Unmatched]
 

@@ -14,20 +14,29 @@ subjects_app = typer.Typer(help="Subscriber records of a seized panel, to match 
 
 @subjects_app.command("import")
 def subjects_import(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV with an 'account' column.")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                         help="CSV with an 'account' column, or a JSON array of objects with an 'account' (.json).")],
     case: Annotated[str, typer.Option("--case", help="Case reference the records belong to.")],
     config: ConfigOption = None,
     db: DbOption = None,
 ):
-    """Load a seized panel's subscriber records; the other columns are kept as attributes. Idempotent."""
-    from ..subjects import parse_subjects_csv
+    """Load a seized panel's subscriber records; the other columns are kept as attributes. Idempotent.
+    A file that cannot be read as it is (short or long rows, an account twice with other values, not
+    UTF-8, binary...) is refused whole: exit 2, one line saying what and where."""
+    from ..subjects import SubjectsFileError, listing, parse_subjects
 
     try:
-        records = parse_subjects_csv(file.read_text("utf-8-sig"))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise typer.BadParameter(str(error)) from error
+        parsed = parse_subjects(file.read_bytes(), file.name)
+    except (SubjectsFileError, OSError) as error:
+        typer.echo(f"error: {file}: {error}", err=True)
+        raise typer.Exit(2) from None
+    records = parsed.records
     added, changed = with_store(cli_settings(config, db=db).db, lambda store: store.import_subjects(case, records))
     typer.echo(f"{len(records)} records for case {case}: {added} added, {changed} changed, {len(records) - added - changed} unchanged")
+    if parsed.identical_duplicates:
+        lines = parsed.identical_duplicates
+        typer.echo(f"{len(lines)} rows repeat an earlier row exactly, imported once: line "
+                   + listing(lines, lambda d: f"{d[0]} (= line {d[1]})"))
 
 
 @subjects_app.command("list")
