@@ -103,8 +103,10 @@ def check_link(prev: str, row: dict) -> Break | None:
 
 # -- checkpoint signatures --------------------------------------------------------------------
 
-def checkpoint_message(node: str, count: int, last_id: int, head: str, at: str) -> bytes:
-    return canonical({"node": node, "count": count, "last_id": last_id, "head": head, "at": at})
+def checkpoint_message(node: str, count: int, last_id: int, head: str, at: str, clock: str | None = None) -> bytes:
+    """What a checkpoint's signature covers; its clock record (JSON text) too, where it has one."""
+    fields = {"node": node, "count": count, "last_id": last_id, "head": head, "at": at}
+    return canonical(fields if clock is None else {**fields, "clock": clock})
 
 
 PURGE_FIELDS = ("node", "at", "cutoff", "first_id", "last_id", "hits", "chained", "head_at_cut")
@@ -230,7 +232,23 @@ async def verify(store: Store, node: str | None = None, trusted: frozenset[str] 
 
 
 def _signature(node: str, cp: dict, trusted: frozenset[str]) -> str:
-    return _signed(cp, checkpoint_message(node, cp["count"], cp["last_id"], cp["head"], cp["at"]), trusted)
+    return _signed(cp, checkpoint_message(node, cp["count"], cp["last_id"], cp["head"], cp["at"], cp.get("clock")), trusted)
+
+
+def _clock_note(cp: dict) -> str | None:
+    """What the checkpoint's clock record warns of: a wall clock not synchronised, or stepped."""
+    try:
+        clock = json.loads(cp.get("clock") or "null")
+    except json.JSONDecodeError:
+        return "its clock record is not JSON"
+    if not isinstance(clock, dict):
+        return None
+    notes = []
+    if clock.get("stepped_s"):
+        notes.append(f"the wall clock was set by {clock['stepped_s']:+.3f} s since the checkpoint before")
+    if clock.get("synchronised") is False:
+        notes.append(f"the clock was not synchronised (kernel's estimated error {clock.get('est_error_us')} µs)")
+    return "; ".join(notes) or None
 
 
 def _signed(record: dict, message: bytes, trusted: frozenset[str]) -> str:
@@ -276,10 +294,12 @@ async def _verify_node(store: Store, node: str, trusted: frozenset[str], legacy_
     for cp in made:
         if before is not None and (cp["count"] <= before["count"] or cp["last_id"] <= before["last_id"]):
             problem = "goes back from the checkpoint before it: its count and last id must both grow"
+        elif before is not None and cp["at"] < before["at"]:
+            problem = "its time is before the checkpoint before it: the clock was set back"
         else:
             problem = _against_chain(cp, purged, count, broken, seen_at)
         results.append({"id": cp["id"], "at": cp["at"], "count": cp["count"], "head": cp["head"],
-                        "problem": problem, "signature": _signature(node, cp, trusted)})
+                        "problem": problem, "signature": _signature(node, cp, trusted), "clock": _clock_note(cp)})
         before = cp
     witness = [{"at": cp["at"], "count": cp["count"], "head": cp["head"],
                 "problem": _against_chain(cp, purged, count, broken, seen_at), "signature": _signature(node, cp, trusted)}

@@ -15,6 +15,7 @@ stay in the journal until a good database is back."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import os
@@ -27,6 +28,7 @@ from .capture import JOURNAL_FIELDS, Hit, make_uid
 from .clients import classify
 from .config import Settings
 from .evidence import NODE, chain_rows, checkpoint_message, load_signing_key, public_key_hex, sign
+from .clock import StepWatch, clock_state
 from .witness import Witness
 from .geo import GeoLookup
 from .process import die_with_parent, quiet_gc, run_async, setup_logging
@@ -95,6 +97,7 @@ class Ingest:
         self.builder = RowBuilder(self.match_key, self.geo)
         self.signing_key = load_signing_key(settings.signing_key_file) if settings.signing_key_file else None
         self.witness = Witness(settings.witness_file, settings.witness_urls)
+        self.clock_watch = StepWatch()  # steps of the wall clock between checkpoints
         self.store = None
         self.identity = None
         self.progress: dict[str, tuple[int, int]] = {}
@@ -334,17 +337,20 @@ class Ingest:
         if self.store is None:
             return
         due = force or time.monotonic() - self.last_checkpoint >= self.settings.checkpoint_every_s
+        clock = None
         for node, pending in list(self.unchecked.items()):
             if pending == 0 or not (due or pending >= self.settings.checkpoint_every_hits):
                 continue
+            if clock is None:  # once a round: a step is the round's, whichever nodes it checkpoints
+                clock = json.dumps(clock_state(self.clock_watch), sort_keys=True)
             at = utc_text()
             count, head, last_id = self.chain_length[node], self.heads[node], await self.store.last_id_of(node)
             public_key = signature = None
             if self.signing_key is not None:
                 public_key = public_key_hex(self.signing_key)
-                signature = sign(self.signing_key, checkpoint_message(node, count, last_id, head, at))
+                signature = sign(self.signing_key, checkpoint_message(node, count, last_id, head, at, clock))
             checkpoint = dict(node=node, at=at, count=count, last_id=last_id, head=head, public_key=public_key,
-                              signature=signature)
+                              signature=signature, clock=clock)
             await self.store.add_checkpoint(**checkpoint)
             await self.witness.publish(checkpoint)  # after the database has it: the witness never runs ahead
             self.unchecked[node] = 0

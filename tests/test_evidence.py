@@ -177,8 +177,9 @@ def test_signed_checkpoints(tmp_path, fresh_server):
     checkpoints = server.sql("SELECT * FROM checkpoints ORDER BY id")
     assert [c["count"] for c in checkpoints] == [10, 20, 25]  # every 10 hits, and at the clean stop
     for cp in checkpoints:  # checked with the published public key, by code that is not ours
-        message = json.dumps({"node": cp["node"], "count": cp["count"], "last_id": cp["last_id"], "head": cp["head"],
-                              "at": cp["at"]}, sort_keys=True, separators=(",", ":")).encode()
+        signed = {"node": cp["node"], "count": cp["count"], "last_id": cp["last_id"], "head": cp["head"], "at": cp["at"],
+                  "clock": cp["clock"]}  # the clock record (JSON text) is signed with the rest
+        message = json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
         Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key)).verify(bytes.fromhex(cp["signature"]), message)
         assert cp["public_key"] == public_key
     result = report(server.db_url)
@@ -218,7 +219,7 @@ def test_a_pinned_signer_refuses_unsigned_checkpoints_and_other_signers(tmp_path
     theirs_key = load_signing_key(other_file)
     for cp in sql(url, "SELECT * FROM checkpoints"):
         tamper(url, ("UPDATE checkpoints SET public_key = ?, signature = ? WHERE id = ?", (theirs, sign(
-            theirs_key, checkpoint_message(cp["node"], cp["count"], cp["last_id"], cp["head"], cp["at"])), cp["id"])))
+            theirs_key, checkpoint_message(cp["node"], cp["count"], cp["last_id"], cp["head"], cp["at"], cp["clock"])), cp["id"])))
     assert signatures() == (0, {"valid"})
     assert signatures("--public-key", ours) == (1, {"signed by another key"})
     # ... or replaced by unsigned ones.
@@ -247,6 +248,45 @@ def test_checkpoints_are_append_only_and_only_move_forward(fresh_server):
         "goes back from the checkpoint before it: its count and last id must both grow")
 
 
+def test_each_checkpoint_records_the_clock_as_measured_and_a_clock_set_back_fails(fresh_server):
+    import ctypes
+    import ctypes.util
+
+    server = fresh_server(domains=[], checkpoint_every_hits=3).start()
+    for i in range(4):
+        server.request(target=f"/clocked/{i}")
+    server.wait_rows(count=4)
+    assert server.stop() == 0
+    url = server.db_url
+    checkpoints = sql(url, "SELECT * FROM checkpoints ORDER BY id")
+    # The kernel's own answer, read here with adjtimex into a zeroed buffer (modes 0: read only):
+    # TIME_ERROR (5) or the STA_UNSYNC bit of `status` (an int at byte 40 of struct timex on 64-bit
+    # Linux) mean not synchronised.
+    timex = ctypes.create_string_buffer(512)
+    state = ctypes.CDLL(ctypes.util.find_library("c")).adjtimex(ctypes.byref(timex))
+    status = int.from_bytes(timex.raw[40:44], "little", signed=True)
+    synchronised = state != 5 and not status & 0x40
+    for cp in checkpoints:
+        clock = json.loads(cp["clock"])
+        assert set(clock) == {"synchronised", "est_error_us", "max_error_us", "offset_us", "stepped_s"}
+        assert clock["synchronised"] is synchronised
+        assert clock["stepped_s"] == 0.0  # nobody set the clock during the test
+    result = report(url)
+    assert result["ok"]
+    notes = [c["clock"] for c in result["nodes"][0]["checkpoints"]]
+    assert all((note is None) == json.loads(cp["clock"])["synchronised"] for note, cp in zip(notes, checkpoints))
+
+    last = checkpoints[-1]  # a checkpoint made after the clock was set back three days
+    sql(url, "INSERT INTO checkpoints (node, at, count, last_id, head, clock) VALUES (?, ?, ?, ?, ?, ?)",
+        (last["node"], "2020-01-01T00:00:00.000000Z", last["count"] + 1, last["last_id"] + 1, last["head"],
+         json.dumps({"synchronised": True, "stepped_s": -259200.0})))
+    result = report(url)
+    assert result["exit"] == 1
+    made_late = result["nodes"][0]["checkpoints"][-1]
+    assert made_late["problem"] == "its time is before the checkpoint before it: the clock was set back"
+    assert made_late["clock"] == "the wall clock was set by -259200.000 s since the checkpoint before"
+
+
 def test_a_witness_file_catches_a_tail_cut_after_the_databases_last_checkpoint(fresh_server, tmp_path):
     server = fresh_server(domains=[], checkpoint_every_hits=5).start()
     for i in range(12):
@@ -257,7 +297,7 @@ def test_a_witness_file_catches_a_tail_cut_after_the_databases_last_checkpoint(f
     assert server.stop() == 0
     url, witness_file = server.db_url, server.directory / "witness" / "checkpoints.jsonl"
     lines = [json.loads(line) for line in witness_file.read_text().splitlines()]
-    stored = sql(url, "SELECT node, count, last_id, head, at, public_key, signature FROM checkpoints ORDER BY id")
+    stored = sql(url, "SELECT node, count, last_id, head, at, public_key, signature, clock FROM checkpoints ORDER BY id")
     assert lines == stored and len(lines) >= 2  # each checkpoint published as it was made, as stored
     copy = tmp_path / "shipped-witness.jsonl"  # what a log shipper took off the machine
     copy.write_bytes(witness_file.read_bytes())
@@ -394,8 +434,8 @@ def sign_checkpoint(key_file, cp: dict) -> str:
     """The signature of a checkpoint row by the key in `key_file`, made with code that is not ours."""
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    message = json.dumps({k: cp[k] for k in ("node", "count", "last_id", "head", "at")}, sort_keys=True,
-                         separators=(",", ":")).encode()
+    signed = {k: cp[k] for k in ("node", "count", "last_id", "head", "at", "clock") if cp[k] is not None}
+    message = json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     return load_pem_private_key(key_file.read_bytes(), password=None).sign(message).hex()
 
 

@@ -427,3 +427,9 @@ SQLITE.append("""
 ALTER TABLE purges ADD COLUMN public_key TEXT;
 ALTER TABLE purges ADD COLUMN signature TEXT;
 """)
+
+# 14: a checkpoint records the clock's measured state when it was made (clock.py: the kernel's
+# synchronisation flag and error estimate, and any step of the wall clock since the last one).
+SQLITE.append("""
+ALTER TABLE checkpoints ADD COLUMN clock TEXT;
+""")

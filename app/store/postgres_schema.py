@@ -131,7 +131,8 @@ POSTGRES = [
     CREATE TABLE checkpoints (
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         node text NOT NULL, at text NOT NULL, count bigint NOT NULL, last_id bigint NOT NULL,
-        head text NOT NULL, public_key text, signature text
+        head text NOT NULL, public_key text, signature text,
+        clock text  -- the clock's measured state when it was made (clock.py), JSON
     );
     CREATE TABLE subjects (
         case_ref text NOT NULL, account text NOT NULL, attributes text NOT NULL, imported_at text NOT NULL,
