@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import zipfile
-from datetime import datetime, timezone
 
 from . import __version__
 from .hit_fields import RECORD_FIELDS
@@ -23,14 +22,27 @@ if TYPE_CHECKING:
 
 # The package's columns: record fields (hit_fields), under the names an ISP's request form uses,
 # each written as `PACKAGE_VALUE` says (the time to the millisecond, absent values empty).
+# After what the ISP looks up, what ties each row to the log's hash chain (node, id, uid, hashes)
+# and what a CGNAT look-up may also need (the destination port and scheme as received).
 PACKAGE_FIELDS = {"client_ip": "client_ip", "client_port": "client_port", "received_at": "timestamp_utc",
-                  "domain": "domain", "method": "method", "path": "path", "user_agent": "user_agent"}
+                  "domain": "domain", "method": "method", "path": "path", "user_agent": "user_agent",
+                  "server_port": "server_port", "scheme": "scheme",
+                  "node": "node", "id": "id", "uid": "uid", "prev_hash": "prev_hash", "hash": "hash"}
 PACKAGE_COLUMNS = tuple(PACKAGE_FIELDS.values())
 PACKAGE_VALUE = {"received_at": lambda at: at[:23] + "Z"}
 if not set(PACKAGE_FIELDS) <= set(RECORD_FIELDS):
     raise RuntimeError(f"package columns that are no record field: {set(PACKAGE_FIELDS) - set(RECORD_FIELDS)}")
-CLOCK_NOTE = ("Timestamps are taken from the receiving server's system clock, in UTC, when the request head "
-              "was complete; keep that clock synchronised by NTP (the operator's responsibility).")
+CLOCK_NOTE = ("Timestamps are the receiving server's system clock, in UTC, when the request head was complete. "
+              "What was measured of that clock (the kernel's synchronisation flag and error estimate, any step) "
+              "is in each covering checkpoint's `clock`; nothing more is claimed.")
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # every member's date: the same rows make the same bytes
+
+
+def _member(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    return info
 
 
 def _package_value(name: str, value):
@@ -52,7 +64,7 @@ async def write_package(store: Store, filters: HitFilter, target, notice, texts:
     (compression) runs in a worker thread, so a server keeps answering meanwhile."""
     archive = zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED)
     digest, count, covered = hashlib.sha256(), 0, {}
-    csv_file = archive.open("hits.csv", "w", force_zip64=True)
+    csv_file = archive.open(_member("hits.csv"), "w", force_zip64=True)
 
     def write(data: bytes) -> None:
         digest.update(data)
@@ -69,17 +81,14 @@ async def write_package(store: Store, filters: HitFilter, target, notice, texts:
         await asyncio.to_thread(write_rows, rows)
     await asyncio.to_thread(csv_file.close)
 
-    heads = {row["node"]: row for row in await store.chain_heads()}
     chains = []
     for node, last_id in sorted(covered.items()):
         # The first checkpoint taken after the last row of this node covers all of them.
         checkpoint = next((cp for cp in await store.checkpoints(node) if cp["last_id"] >= last_id), None)
-        chains.append({"node": node, "last_row_id": last_id, "chain_head_now": heads[node],
-                       "covering_checkpoint": checkpoint})
+        chains.append({"node": node, "last_row_id": last_id, "covering_checkpoint": checkpoint})
     readme = texts["package_readme"].format(case_ref=notice.case_ref or "-", agency=notice.agency,
                                             legal_basis=notice.legal_basis or "-").lstrip().encode("utf-8")
-    manifest = {
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    manifest = {  # nothing of the moment it was made: the same rows give the same package, byte for byte
         "tool": f"seized {__version__}",
         "filters": filters.active(),
         "rows": count,
@@ -90,8 +99,8 @@ async def write_package(store: Store, filters: HitFilter, target, notice, texts:
     }
 
     def finish() -> None:
-        archive.writestr("README.txt", readme)
-        archive.writestr("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False))
+        archive.writestr(_member("README.txt"), readme)
+        archive.writestr(_member("manifest.json"), json.dumps(manifest, indent=2, ensure_ascii=False))
         archive.close()
 
     await asyncio.to_thread(finish)

@@ -52,7 +52,11 @@ def test_plan_and_packages_for_isps(tmp_path, fresh_server):
             manifest = json.loads(archive.read("manifest.json"))
             readme = archive.read("README.txt").decode()
         rows = list(csv.DictReader(io.StringIO(hits_csv.decode(), newline="")))
-        assert list(rows[0]) == ["client_ip", "client_port", "timestamp_utc", "domain", "method", "path", "user_agent"]
+        assert list(rows[0]) == ["client_ip", "client_port", "timestamp_utc", "domain", "method", "path", "user_agent",
+                                 "server_port", "scheme", "node", "id", "uid", "prev_hash", "hash"]
+        stored = {r["id"]: r for r in server.sql("SELECT id, uid, prev_hash, hash, node, server_port, scheme FROM hits")}
+        for row in rows:  # each row tied to its place in the chain, as stored
+            assert {k: str(v) for k, v in stored[int(row["id"])].items()} == {k: row[k] for k in stored[int(row["id"])]}
         assert [(r["client_ip"], int(r["client_port"])) for r in rows] == [s for s in sent if s[0] == "203.0.113.5"]
         assert [r["timestamp_utc"] for r in rows] == sorted(r["timestamp_utc"] for r in rows)
         assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", r["timestamp_utc"]) for r in rows)
@@ -60,8 +64,15 @@ def test_plan_and_packages_for_isps(tmp_path, fresh_server):
         assert manifest["rows"] == 3 and manifest["filters"] == {"asn": 64500, "domain": "iptv-pirata.example"}
         assert manifest["files"]["hits.csv"] == hashlib.sha256(hits_csv).hexdigest()
         assert manifest["files"]["README.txt"] == hashlib.sha256(readme.encode()).hexdigest()
-        assert manifest["chains"][0]["node"] == "test-node" and manifest["chains"][0]["chain_head_now"]["head"]
-        assert "NTP" in manifest["clock"] and manifest["tool"].startswith("seized ")
+        assert manifest["chains"][0]["node"] == "test-node" and "created_at" not in manifest
+        assert "nothing more is claimed" in manifest["clock"] and manifest["tool"].startswith("seized ")
+        assert "NTP" not in readme
         assert "PROC-77" in readme and "porta di origine" in readme  # the case's language
     checkpoint = json.loads(zipfile.ZipFile(out).read("manifest.json"))["chains"][0]["covering_checkpoint"]
     assert checkpoint is not None and checkpoint["last_id"] >= 6  # the clean stop's checkpoint covers every row
+    assert "synchronised" in json.loads(checkpoint["clock"])  # what was measured of the clock, with the rows
+
+    again = tmp_path / "again.zip"  # the same rows, made again: the same bytes
+    seized("evidence", "package", "--db", db, "--asn", "64500", "--domain", "iptv-pirata.example", "--out", str(again))
+    assert again.read_bytes() == out.read_bytes()
+    assert {info.date_time for info in zipfile.ZipFile(out).infolist()} == {(1980, 1, 1, 0, 0, 0)}
