@@ -121,6 +121,11 @@ class Settings(BaseSettings):
     signing_key_file: Path | None = None
     # Checkpoint signers verify accepts (64 hex digits or a PEM file each); with any, unsigned fails.
     trusted_public_keys: list[str] = []
+    # Trusted time: each checkpoint also gets an RFC 3161 timestamp token from this TSA (a TSA that
+    # fails is logged and the checkpoint kept without one); verify checks the tokens against this
+    # PEM file: the TSA's CA chain down to its root (the TSA's own certificate may be added, pinning it).
+    tsa_url: str | None = None
+    tsa_certificate: Path | None = None
 
     # Management API: this many failed authentications from one address within the window -> 429.
     auth_failure_limit: int = 10

@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import tsa
 from .record import COLUMNS
 
 if TYPE_CHECKING:
@@ -212,12 +213,13 @@ def _walk(rows, prev: str, count: int, purged: int, before_chain: int, legacy_la
 
 
 async def verify(store: Store, node: str | None = None, trusted: frozenset[str] = frozenset(),
-                 witness: list[dict] | None = None) -> dict:
+                 witness: list[dict] | None = None, tsa_certificate: bytes | None = None) -> dict:
     """Walk each node's chain from its first hit; report the first broken link and check every
     checkpoint against the chain (its head at its position), against the one before it, and its
     signature: with `trusted` keys pinned, an unsigned checkpoint or another signer fails. The
     `witness` checkpoints (a witness file's copy) are checked against the chain the same way: one the
-    chain no longer reaches, or passes with another head, means the database was cut or rewritten."""
+    chain no longer reaches, or passes with another head, means the database was cut or rewritten.
+    A checkpoint's RFC 3161 token is checked against `tsa_certificate` (PEM): an invalid one fails."""
     report = {"ok": True, "nodes": [], "trusted_keys": sorted(trusted)}
     legacy = await store.legacy_unhashed()
     witnessed: dict[str, list[dict]] = {}
@@ -225,7 +227,7 @@ async def verify(store: Store, node: str | None = None, trusted: frozenset[str] 
         witnessed.setdefault(cp["node"], []).append(cp)
     names = [node] if node else sorted(set(await store.nodes()) | set(witnessed))
     for name in names:
-        result = await _verify_node(store, name, trusted, legacy.get(name, 0), witnessed.get(name, []))
+        result = await _verify_node(store, name, trusted, legacy.get(name, 0), witnessed.get(name, []), tsa_certificate)
         report["ok"] = report["ok"] and result["ok"]
         report["nodes"].append(result)
     return report
@@ -274,8 +276,25 @@ def _against_chain(cp: dict, purged: int, count: int, broken, seen_at: dict) -> 
     return None
 
 
+def _timestamp(node: str, cp: dict, tsa_certificate: bytes | None) -> dict:
+    """A checkpoint's RFC 3161 token: valid (signed by the TSA over this checkpoint's message),
+    invalid, none, or unchecked (a token, but no TSA certificate to check it with)."""
+    token = cp.get("tsa_token")
+    if not token:
+        return {"status": "none", "time": None, "problem": None}
+    if tsa_certificate is None:
+        return {"status": "unchecked", "time": None, "problem": "no TSA certificate to check it with (tsa_certificate)"}
+    try:
+        der = tsa.decode(token)
+    except ValueError:
+        return {"status": "invalid", "time": None, "problem": "the token is not base64"}
+    message = checkpoint_message(node, cp["count"], cp["last_id"], cp["head"], cp["at"], cp.get("clock"))
+    ok, time, problem = tsa.check_token(der, message, tsa_certificate)
+    return {"status": "valid" if ok else "invalid", "time": time, "problem": problem}
+
+
 async def _verify_node(store: Store, node: str, trusted: frozenset[str], legacy_last_id: int,
-                       witnessed: list[dict]) -> dict:
+                       witnessed: list[dict], tsa_certificate: bytes | None = None) -> dict:
     made = await store.checkpoints(node)  # in the order they were made
     checkpoints = {cp["count"]: cp for cp in (*made, *witnessed)}  # the positions to note while walking
     seen_at: dict[int, tuple[str, int]] = {}  # chain position -> (hash, id), for the checkpoints
@@ -290,8 +309,10 @@ async def _verify_node(store: Store, node: str, trusted: frozenset[str], legacy_
             _walk, rows, prev, count, purged, before_chain, legacy_last_id, checkpoints, seen_at)
         if broken:
             break
+    # Checking a token is a CMS signature and a certificate chain: in a worker thread too.
+    timestamps = await asyncio.to_thread(lambda: [_timestamp(node, cp, tsa_certificate) for cp in made])
     results, before = [], None
-    for cp in made:
+    for cp, timestamp in zip(made, timestamps):
         if before is not None and (cp["count"] <= before["count"] or cp["last_id"] <= before["last_id"]):
             problem = "goes back from the checkpoint before it: its count and last id must both grow"
         elif before is not None and cp["at"] < before["at"]:
@@ -299,7 +320,8 @@ async def _verify_node(store: Store, node: str, trusted: frozenset[str], legacy_
         else:
             problem = _against_chain(cp, purged, count, broken, seen_at)
         results.append({"id": cp["id"], "at": cp["at"], "count": cp["count"], "head": cp["head"],
-                        "problem": problem, "signature": _signature(node, cp, trusted), "clock": _clock_note(cp)})
+                        "problem": problem, "signature": _signature(node, cp, trusted), "clock": _clock_note(cp),
+                        "timestamp": timestamp})
         before = cp
     witness = [{"at": cp["at"], "count": cp["count"], "head": cp["head"],
                 "problem": _against_chain(cp, purged, count, broken, seen_at), "signature": _signature(node, cp, trusted)}
@@ -319,6 +341,7 @@ async def _verify_node(store: Store, node: str, trusted: frozenset[str], legacy_
         last_id = p["last_id"]
     accepted = ("valid",) if trusted else ("valid", "unsigned")
     ok = broken is None and all(r["problem"] is None and r["signature"] in accepted for r in (*results, *witness, *cuts))
+    ok = ok and all(r["timestamp"]["status"] != "invalid" for r in results)
     return {"node": node, "ok": ok, "hits": count - purged, "head": prev, "hits_before_chain": before_chain,
             "first_break": None if broken is None else {"id": broken.id, "reason": broken.reason},
             "checkpoints": results, "witness": witness, "purged": cuts}

@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 
 log = logging.getLogger("seized.witness")
-FIELDS = ("node", "count", "last_id", "head", "at", "public_key", "signature", "clock")
+FIELDS = ("node", "count", "last_id", "head", "at", "public_key", "signature", "clock", "tsa_token")
+OPTIONAL = ("clock", "tsa_token")  # lines written before these fields existed lack them
 
 
 def line_of(checkpoint: dict) -> bytes:
@@ -73,7 +74,7 @@ def read(path: Path) -> list[dict]:
             continue
         try:
             entry = json.loads(text)
-            checkpoints.append({k: entry.get(k) if k == "clock" else entry[k] for k in FIELDS})
+            checkpoints.append({k: entry.get(k) if k in OPTIONAL else entry[k] for k in FIELDS})
         except (json.JSONDecodeError, KeyError, TypeError) as error:
             raise ValueError(f"{path}:{number}: not a witness line ({error})") from None
     return checkpoints

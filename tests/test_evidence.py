@@ -297,7 +297,7 @@ def test_a_witness_file_catches_a_tail_cut_after_the_databases_last_checkpoint(f
     assert server.stop() == 0
     url, witness_file = server.db_url, server.directory / "witness" / "checkpoints.jsonl"
     lines = [json.loads(line) for line in witness_file.read_text().splitlines()]
-    stored = sql(url, "SELECT node, count, last_id, head, at, public_key, signature, clock FROM checkpoints ORDER BY id")
+    stored = sql(url, "SELECT node, count, last_id, head, at, public_key, signature, clock, tsa_token FROM checkpoints ORDER BY id")
     assert lines == stored and len(lines) >= 2  # each checkpoint published as it was made, as stored
     copy = tmp_path / "shipped-witness.jsonl"  # what a log shipper took off the machine
     copy.write_bytes(witness_file.read_bytes())

@@ -46,6 +46,9 @@ def verify_command(
     witness: Annotated[Optional[Path], typer.Option(
         "--witness", help="A copy of a witness file (witness_file): its checkpoints are checked against the database, "
                           "so a tail cut or rewritten after the database's last checkpoint is caught.")] = None,
+    tsa_certificate: Annotated[Optional[Path], typer.Option(
+        "--tsa-certificate", help="The TSA's CA chain (PEM) to check checkpoints' RFC 3161 timestamp tokens with "
+                                  "(default: tsa_certificate from the config); an invalid token fails.")] = None,
 ):
     """Walk the hash chain of every node; report the first broken link and check the checkpoints.
     Exits 1 if anything is wrong."""
@@ -61,7 +64,14 @@ def verify_command(
         witnessed = read(witness) if witness is not None else None
     except (OSError, ValueError) as error:
         raise typer.BadParameter(str(error), param_hint="--witness") from None
-    report = with_store(settings.db, lambda store: verify(store, node, trusted, witnessed))
+    from ..tsa import load_certificates
+
+    tsa_path = tsa_certificate or settings.tsa_certificate
+    try:
+        tsa_pem = load_certificates(tsa_path) if tsa_path is not None else None
+    except (OSError, ValueError) as error:
+        raise typer.BadParameter(f"{tsa_path}: {error}", param_hint="--tsa-certificate") from None
+    report = with_store(settings.db, lambda store: verify(store, node, trusted, witnessed, tsa_pem))
     typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
     if not report["ok"]:
         raise typer.Exit(1)

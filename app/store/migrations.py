@@ -433,3 +433,9 @@ ALTER TABLE purges ADD COLUMN signature TEXT;
 SQLITE.append("""
 ALTER TABLE checkpoints ADD COLUMN clock TEXT;
 """)
+
+# 15: trusted time: a checkpoint may carry an RFC 3161 timestamp token from a TSA (tsa.py: the DER
+# TimeStampResp over SHA-256 of its message, base64), which verify checks against the TSA's certificate.
+SQLITE.append("""
+ALTER TABLE checkpoints ADD COLUMN tsa_token TEXT;
+""")

@@ -379,10 +379,11 @@ class PostgresStore:
     async def last_id_of(self, node: str) -> int:
         return await self.pool.fetchval("SELECT COALESCE(MAX(id), 0) FROM hit_rows WHERE node = $1", node)
 
-    async def add_checkpoint(self, *, node, at, count, last_id, head, public_key, signature, clock=None) -> None:
-        await self.pool.execute("INSERT INTO checkpoints (node, at, count, last_id, head, public_key, signature, clock) "
-                                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", node, at, count, last_id, head, public_key,
-                                signature, clock)
+    async def add_checkpoint(self, *, node, at, count, last_id, head, public_key, signature, clock=None,
+                             tsa_token=None) -> None:
+        await self.pool.execute("INSERT INTO checkpoints (node, at, count, last_id, head, public_key, signature, clock, "
+                                "tsa_token) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", node, at, count, last_id,
+                                head, public_key, signature, clock, tsa_token)
 
     async def checkpoints(self, node: str | None = None) -> list[dict]:
         if node:

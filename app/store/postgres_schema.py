@@ -132,7 +132,8 @@ POSTGRES = [
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         node text NOT NULL, at text NOT NULL, count bigint NOT NULL, last_id bigint NOT NULL,
         head text NOT NULL, public_key text, signature text,
-        clock text  -- the clock's measured state when it was made (clock.py), JSON
+        clock text,  -- the clock's measured state when it was made (clock.py), JSON
+        tsa_token text  -- an RFC 3161 TimeStampResp over its message (tsa.py), DER in base64
     );
     CREATE TABLE subjects (
         case_ref text NOT NULL, account text NOT NULL, attributes text NOT NULL, imported_at text NOT NULL,

@@ -371,9 +371,11 @@ class SQLiteStore:
     async def nodes(self) -> list[str]:
         return [row["node"] for row in await self._all("SELECT DISTINCT node FROM hit_rows ORDER BY node", [])]
 
-    async def add_checkpoint(self, *, node, at, count, last_id, head, public_key, signature, clock=None) -> None:
-        await self.db.execute("INSERT INTO checkpoints (node, at, count, last_id, head, public_key, signature, clock) "
-                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (node, at, count, last_id, head, public_key, signature, clock))
+    async def add_checkpoint(self, *, node, at, count, last_id, head, public_key, signature, clock=None,
+                             tsa_token=None) -> None:
+        await self.db.execute("INSERT INTO checkpoints (node, at, count, last_id, head, public_key, signature, clock, "
+                              "tsa_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                              (node, at, count, last_id, head, public_key, signature, clock, tsa_token))
         await self.db.commit()
 
     async def checkpoints(self, node: str | None = None) -> list[dict]:
