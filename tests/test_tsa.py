@@ -12,7 +12,7 @@ from datetime import datetime
 import pytest
 
 from commands import seized
-from helpers import free_port, tamper
+from helpers import free_port, tamper, wait_for
 from app.witness import read
 
 TSA_EXTENSIONS = """\
@@ -115,6 +115,11 @@ def test_checkpoints_carry_tokens_that_verify(fresh_server, tsa, tmp_path):
         if i in (2, 5):  # each three their own batch: a checkpoint falls due after each
             server.wait_rows(count=i + 1)
     server.wait_rows(count=7)
+    wait_for(lambda: server.sql("SELECT COUNT(*) AS n FROM checkpoints")[0]["n"] >= 2, message="no checkpoints")
+    through_api = server.api("GET", "/api/v1/evidence/verify", server.new_token("auditor")).json()
+    assert through_api["ok"]  # the API checks the tokens too, with the configured certificate
+    assert {c["timestamp"]["status"] for c in through_api["nodes"][0]["checkpoints"]} == {"valid"}
+    assert all("clock" in c for c in through_api["nodes"][0]["checkpoints"])
     assert server.stop() == 0
     url = server.db_url
     stored = server.sql("SELECT * FROM checkpoints ORDER BY id")

@@ -29,6 +29,7 @@ def create_management_app(*, store, pipeline, settings) -> FastAPI:
     app.state.languages = load_languages()
     app.state.limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_s)
     app.state.trusted_keys = trusted_keys(settings)  # read once: a bad key fails the start, not a request
+    app.state.tsa_certificate = settings.tsa_certificate.read_bytes() if settings.tsa_certificate else None
     for module in (health, hits, evidence, subjects, domains, tokens, audit):
         app.include_router(module.router)
     app.add_middleware(audit.AuditMiddleware, store=store)

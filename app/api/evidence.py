@@ -27,6 +27,12 @@ class Head(BaseModel):
     head: str | None
 
 
+class Timestamp(BaseModel):
+    status: str  # valid, invalid, none, unchecked
+    time: str | None
+    problem: str | None
+
+
 class CheckpointResult(BaseModel):
     id: int
     at: str
@@ -34,6 +40,8 @@ class CheckpointResult(BaseModel):
     head: str
     problem: str | None
     signature: str
+    clock: str | None = None  # a note when the clock was not synchronised or was stepped
+    timestamp: Timestamp | None = None  # its RFC 3161 token, checked against tsa_certificate
 
 
 class Break(BaseModel):
@@ -82,7 +90,8 @@ async def verify_chain(request: Request, store: StoreDep, node: str | None = Non
     """Walk the chain of every node (or one): the first broken link, and every checkpoint checked
     against the chain, the one before it and its signature: signed by a key in `trusted_public_keys`
     or this server's own signing key, when any is configured."""
-    report = await verify(store, node, request.app.state.trusted_keys)
+    state = request.app.state
+    report = await verify(store, node, state.trusted_keys, tsa_certificate=state.tsa_certificate)
     request.state.audit_rows = sum(n["hits"] for n in report["nodes"])
     return Report(**report)
 
