@@ -228,13 +228,18 @@ def test_a_pinned_signer_refuses_unsigned_checkpoints_and_other_signers(tmp_path
     assert signatures("--public-key", ours) == (1, {"unsigned"})
 
 
-def test_checkpoints_are_append_only_and_only_move_forward(fresh_server):
-    server = fresh_server(domains=[], checkpoint_every_hits=5).start()
-    for i in range(12):
-        server.request(target=f"/cp/{i}")
-    server.wait_rows(count=12)
+def logged_and_stopped(fresh_server, hits: int, **settings):
+    """A server of the test's own that answered `hits` requests and stopped cleanly."""
+    server = fresh_server(domains=[], **settings).start()
+    for i in range(hits):
+        server.request(target=f"/logged/{i}")
+    server.wait_rows(count=hits)
     assert server.stop() == 0
-    url = server.db_url
+    return server
+
+
+def test_checkpoints_are_append_only_and_only_move_forward(fresh_server):
+    url = logged_and_stopped(fresh_server, 12, checkpoint_every_hits=5).db_url
     for statement in ("DELETE FROM checkpoints", "UPDATE checkpoints SET count = 1"):
         with pytest.raises(Exception, match="append-only"):
             sql(url, statement)
@@ -252,12 +257,7 @@ def test_each_checkpoint_records_the_clock_as_measured_and_a_clock_set_back_fail
     import ctypes
     import ctypes.util
 
-    server = fresh_server(domains=[], checkpoint_every_hits=3).start()
-    for i in range(4):
-        server.request(target=f"/clocked/{i}")
-    server.wait_rows(count=4)
-    assert server.stop() == 0
-    url = server.db_url
+    url = logged_and_stopped(fresh_server, 4, checkpoint_every_hits=3).db_url
     checkpoints = sql(url, "SELECT * FROM checkpoints ORDER BY id")
     # The kernel's own answer, read here with adjtimex into a zeroed buffer (modes 0: read only):
     # TIME_ERROR (5) or the STA_UNSYNC bit of `status` (an int at byte 40 of struct timex on 64-bit
