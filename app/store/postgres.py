@@ -213,7 +213,9 @@ class PostgresStore:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", INGEST_LOCK)
         if not rows:
             return
-        await self._ensure_partitions(conn, {month_of(moment(row[1])) for row in rows})
+        # received_at is the stored UTC text ('2026-11-23T06:…Z'): its month is its first 7 characters
+        months = {datetime(int(m[:4]), int(m[5:7]), 1, tzinfo=timezone.utc) for m in {row[1][:7] for row in rows}}
+        await self._ensure_partitions(conn, months)
         keys = [set_key(row) for row in rows]
         digests = {key: header_digest(*key) for key in dict.fromkeys(keys)}
         missing = [digest for digest in digests.values() if digest not in self.header_ids]
