@@ -130,9 +130,14 @@ def load_signing_key(path: Path):
 
 
 def public_key_hex(private_key) -> str:
+    return _raw_hex(private_key.public_key())
+
+
+def _raw_hex(public_key) -> str:
+    """An Ed25519 public key as the 64 hex digits checkpoints carry."""
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-    return private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+    return public_key.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
 
 def sign(private_key, message: bytes) -> str:
@@ -170,15 +175,14 @@ def public_key_of(key: str) -> str:
     (or the private key, whose public half is taken)."""
     if len(key) == 64 and all(c in "0123456789abcdefABCDEF" for c in key):
         return key.lower()
-    from cryptography.hazmat.primitives.serialization import (Encoding, PublicFormat, load_pem_private_key,
-                                                              load_pem_public_key)
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
     try:
         data = Path(key).read_bytes()
     except OSError as error:
         raise ValueError(f"{key!r} is neither 64 hex digits nor a readable PEM file: {error}") from None
     try:
         public = load_pem_private_key(data, password=None).public_key() if b"PRIVATE KEY" in data else load_pem_public_key(data)
-        return public.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+        return _raw_hex(public)
     except (ValueError, TypeError) as error:
         raise ValueError(f"{key}: not an Ed25519 key in PEM: {error}") from None
 

@@ -299,16 +299,21 @@ class PostgresStore:
         millisecond): one snapshot, read through a server-side cursor in one transaction."""
         w = Where(where)
         query = f"{self._select(EXPORT_COLUMNS)} WHERE {w.sql} ORDER BY r.id"
-        async with self.pool.acquire() as conn:
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                batch = []
-                async for record in conn.cursor(query, *w.params, prefetch=chunk):
-                    batch.append(tuple(record))
-                    if len(batch) >= chunk:
-                        yield batch
-                        batch = []
-                if batch:
+        async for batch in self._snapshot(query, w.params, chunk, tuple):
+            yield batch
+
+    async def _snapshot(self, query: str, params, chunk: int, shape):
+        """A query's rows, `chunk` at a time as `shape` (tuple, dict), from one repeatable-read
+        snapshot through a server-side cursor: constant memory, and rows committed meanwhile unseen."""
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            batch = []
+            async for record in conn.cursor(query, *params, prefetch=chunk):
+                batch.append(shape(record))
+                if len(batch) >= chunk:
                     yield batch
+                    batch = []
+            if batch:
+                yield batch
 
     async def iter_hits_by_time(self, where: HitFilter, chunk: int = 2000):
         """All matching hits in time order (received_at, then id), `chunk` at a time."""
@@ -444,15 +449,8 @@ class PostgresStore:
     # -- moving a deployment (dbcopy.py) --------------------------------------------------------
 
     async def dump_table(self, table: str, chunk: int = 5000):
-        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            batch = []
-            async for record in conn.cursor(f'SELECT * FROM "{table}" ORDER BY 1'):
-                batch.append(dict(record))
-                if len(batch) >= chunk:
-                    yield batch
-                    batch = []
-            if batch:
-                yield batch
+        async for batch in self._snapshot(f'SELECT * FROM "{table}" ORDER BY 1', (), chunk, dict):
+            yield batch
 
     async def load_table(self, table: str, rows: list[dict]) -> None:
         if not rows:
