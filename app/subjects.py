@@ -187,7 +187,18 @@ def json_rows(text: str) -> Iterator[tuple[int, str, dict[str, str | None]]]:
             keys.add(key)
         return dict(items)
 
-    decoder = json.JSONDecoder(object_pairs_hook=pairs)
+    def constant(name):
+        raise SubjectsFileError(f"{name} is not a JSON value")
+
+    decoder = json.JSONDecoder(object_pairs_hook=pairs, parse_constant=constant)
+    surrogate = re.compile(r"[\ud800-\udfff]")
+
+    def unstorable(value: str) -> str | None:
+        """Why a JSON string cannot be stored as text (a NUL or a lone UTF-16 surrogate), or None."""
+        if "\x00" in value:
+            return "a NUL character (\\u0000)"
+        found = surrogate.search(value)
+        return f"a lone UTF-16 surrogate (\\u{ord(found.group()):04x})" if found else None
     space = re.compile(r"\s*")
     position = space.match(text).end()
 
@@ -213,6 +224,8 @@ def json_rows(text: str) -> Iterator[tuple[int, str, dict[str, str | None]]]:
                 fail(start, str(error))
             except RecursionError:
                 fail(start, "not valid JSON (nested too deep)")
+            except ValueError as error:  # an integer of thousands of digits
+                fail(start, f"not valid JSON ({str(error).partition(':')[0]})")
             if not isinstance(item, dict):
                 fail(start, f"each element must be an object with an 'account', not {json.dumps(item)[:40]}")
             accounts = [key for key in item if key.strip().lower() == "account"]
@@ -231,12 +244,17 @@ def json_rows(text: str) -> Iterator[tuple[int, str, dict[str, str | None]]]:
                 if text_value is not None and len(text_value) > MAX_FIELD:
                     raise too_long(line_at(start), key, text_value)
                 name = key.strip()
+                for what, string in (("key", key), (f"value of {name!r}", text_value or "")):
+                    if why := unstorable(string):
+                        fail(start, f"{why} in the {what}, which is not text")
                 if name in attributes:
                     fail(start, f"the key {name!r} appears twice in one object (with different spacing)")
                 attributes[name] = text_value
             account = str(account)
             if len(account) > MAX_FIELD:
                 raise too_long(line_at(start), accounts[0], account)
+            if why := unstorable(account):
+                fail(start, f"{why} in the account, which is not text")
             yield line_at(start), account, attributes
             position = space.match(text, position).end()
             if text[position:position + 1] == ",":
@@ -295,18 +313,6 @@ def millis(stamp: str | None) -> str | None:
     return None if stamp is None else stamp[:23] + "Z"
 
 
-async def account_report(store: Store, account: str, tuple_limit: int = 10_000) -> dict:
-    """One account's hits over every domain, as the store matches it (the account as hits hold it)."""
-    summary = await store.account_summary(account, tuple_limit)
-    return {
-        "account": account, "hits": summary["hits"], "distinct_ips": summary["distinct_ips"],
-        "first_seen": millis(summary["first_seen"]), "last_seen": millis(summary["last_seen"]),
-        "tuples": [{"client_ip": t["client_ip"], "client_port": t["client_port"], "timestamp_utc": millis(t["received_at"])}
-                   for t in summary["tuples"]],
-        "isps": summary["isps"],
-    }
-
-
 def hit_accounts(hit: dict) -> tuple[str | None, str | None]:
     """(the hit's account, the MAC address in its device fields), normalised."""
     account = normalise_account(hit["account"]) if hit.get("account") else None
@@ -360,38 +366,108 @@ class Tally:
         }
 
 
+def outside_chain(hit: dict) -> bool:
+    """A stored row with an id below 1: seized never makes one (ids start at 1), so it is outside
+    every hash chain; whoever can write the database can insert one. Never counted or shown."""
+    hit_id = hit.get("id")
+    return hit_id is not None and hit_id < 1
+
+
+def case_domains_of(domains: list[dict], case_ref: str) -> list[str]:
+    """The domains (active or not) among `domains` (list_domains rows) whose case reference is `case_ref`."""
+    return sorted(row["name"] for row in domains if (row.get("case_ref") or "").strip() == case_ref.strip())
+
+
 async def case_domains(store: Store, case_ref: str) -> list[str]:
     """The domains (active or not) whose case reference is `case_ref`."""
-    return sorted(row["name"] for row in await store.list_domains() if (row.get("case_ref") or "").strip() == case_ref.strip())
+    return case_domains_of(await store.list_domains(), case_ref)
+
+
+@dataclass
+class Matched:
+    """What `match` found: a Tally per record's account (as stored), one per account seen in hits
+    that matched no record (when asked for), and how many rows outside the chain were left out."""
+    subjects: dict[str, Tally]
+    unmatched: dict[str, Tally]
+    outside_chain: int
+
+
+async def match(store: Store, domains: list[str], accounts: list[str], tuple_limit: int = 10_000,
+                unmatched: bool = True) -> Matched:
+    """The one matching of hits to records, for the report, the record list and an account's hits:
+    only the hits of `domains` (a case's own); a hit matches a record by its account or by the MAC
+    address in its device fields, MAC addresses compared whatever their notation. Rows outside the
+    chain (id below 1) are never counted, only their number kept."""
+    tallies = {account: Tally(tuple_limit) for account in accounts}
+    by_key: dict[str, list[str]] = {}
+    for account in accounts:
+        by_key.setdefault(normalise_account(account), []).append(account)
+    others: dict[str, Tally] = {}
+    outside = 0
+    for domain in domains:
+        async for chunk in store.iter_hits_by_time(HitFilter(domain=domain)):
+            for hit in chunk:
+                if outside_chain(hit):
+                    outside += 1
+                    continue
+                account, mac = hit_accounts(hit)
+                matched = {subject for key in (account, mac) if key in by_key for subject in by_key[key]}
+                for subject in matched:
+                    tallies[subject].add(hit)
+                if unmatched and not matched and account is not None:
+                    others.setdefault(account, Tally(0)).add(hit)
+    if hasattr(store, "outside_chain"):  # a store whose readers leave such rows out counts them itself
+        outside = 0
+        for domain in domains:
+            outside += await store.outside_chain(HitFilter(domain=domain))
+    return Matched(tallies, others, outside)
 
 
 async def subjects_report(store: Store, case_ref: str, tuple_limit: int = 10_000) -> dict:
     """For each imported account of the case: its hits, (IP, port, UTC time) tuples, ISPs, first and
-    last seen; and the accounts seen in hits that match no imported record. Only the hits of the
-    case's own domains count; a hit matches a record by its account or by the MAC address in its
-    device fields, MAC addresses compared whatever their notation. A case without domains matches
-    nothing: every record then shows 0 hits, and `note` says why."""
+    last seen; and the accounts seen in hits that match no imported record (see `match`). A case
+    without domains matches nothing: every record then shows 0 hits, and `note` says why.
+    `outside_chain`: the rows of the case's domains with an id below 1, left out."""
     domains = await case_domains(store, case_ref)
     records = await store.subjects(case_ref)
-    tallies = {row["account"]: Tally(tuple_limit) for row in records}
-    by_key = {normalise_account(row["account"]): row["account"] for row in records}
-    unmatched: dict[str, Tally] = {}
-    for domain in domains:
-        async for chunk in store.iter_hits_by_time(HitFilter(domain=domain)):
-            for hit in chunk:
-                account, mac = hit_accounts(hit)
-                matched = {by_key[key] for key in (account, mac) if key in by_key}
-                for subject in matched:
-                    tallies[subject].add(hit)
-                if not matched and account is not None:
-                    unmatched.setdefault(account, Tally(0)).add(hit)
-    subjects = [{"account": row["account"], **tallies[row["account"]].summary(),
+    found = await match(store, domains, [row["account"] for row in records], tuple_limit)
+    subjects = [{"account": row["account"], **found.subjects[row["account"]].summary(),
                  "attributes": json.loads(row["attributes"])} for row in records]
     rows = []
-    for account, tally in unmatched.items():
+    for account, tally in found.unmatched.items():
         summary = tally.summary()
         rows.append({"account": account, **{k: summary[k] for k in ("hits", "distinct_ips", "first_seen", "last_seen")}})
     rows.sort(key=lambda row: (-row["hits"], row["account"]))
     note = None if domains else (f"case {case_ref!r} has no domains (no domain's case_ref is {case_ref!r}): "
                                  "no hit can be matched, so every record shows 0 hits")
-    return {"case": case_ref, "domains": domains, "note": note, "subjects": subjects, "unmatched_accounts": rows}
+    return {"case": case_ref, "domains": domains, "note": note, "subjects": subjects, "unmatched_accounts": rows,
+            "outside_chain": found.outside_chain}
+
+
+async def subjects_list(store: Store, case_ref: str | None = None) -> list[dict]:
+    """The imported records (of one case, or all), each with its hits, first and last seen, matched
+    as the report matches them: only the hits of its own case's domains. `attributes` as stored (JSON text)."""
+    records = await store.subjects(case_ref)
+    all_domains = await store.list_domains()
+    counted: dict[tuple[str, str], dict] = {}
+    for case in sorted({row["case_ref"] for row in records}):
+        accounts = [row["account"] for row in records if row["case_ref"] == case]
+        found = await match(store, case_domains_of(all_domains, case), accounts, tuple_limit=0, unmatched=False)
+        for account in accounts:
+            counted[(case, account)] = found.subjects[account].summary()
+    return [{**row, **{k: counted[(row["case_ref"], row["account"])][k] for k in ("hits", "first_seen", "last_seen")}}
+            for row in records]
+
+
+async def account_report(store: Store, account: str, case_ref: str | None = None, tuple_limit: int = 10_000) -> dict | None:
+    """One account's hits, matched as the report matches them, over the domains of the cases whose
+    records name it (or of `case_ref` only); None when no imported record names it."""
+    key = normalise_account(account)
+    records = [row for row in await store.subjects(case_ref) if normalise_account(row["account"]) == key]
+    if not records:
+        return None
+    all_domains = await store.list_domains()
+    domains = sorted({name for case in {row["case_ref"] for row in records} for name in case_domains_of(all_domains, case)})
+    found = await match(store, domains, [key], tuple_limit, unmatched=False)
+    return {"account": key, **found.subjects[key].summary(), "domains": domains, "outside_chain": found.outside_chain,
+            "records": [{"case_ref": row["case_ref"], "attributes": json.loads(row["attributes"])} for row in records]}

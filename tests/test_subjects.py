@@ -1,6 +1,7 @@
 """Matching hits against a seized panel's own subscriber records."""
 
 import json
+import os
 
 from commands import fails, seized
 from helpers import request
@@ -256,3 +257,189 @@ def test_json_records_import_like_csv_ones(tmp_path):
     untyped = tmp_path / "panel-export"  # no suffix: read as JSON because it starts with '['
     untyped.write_text('[{"account": "bob"}]')
     assert imported(untyped, "J", db) == "1 records for case J: 1 added, 0 changed, 0 unchanged"
+
+
+# -- the import through the management API: the same parser and rules, errors as 422 -----------------
+
+def api_import(server, token, body, case="CASE-1", media="text/csv"):
+    data = body if isinstance(body, bytes) else body.encode("utf-8") if isinstance(body, str) else json.dumps(body).encode("utf-8")
+    return server.api("POST", f"/api/v1/subjects/import?case={case}", token, content=data,
+                      headers={"Content-Type": media} if media else {})
+
+
+def api_listed(server, token, case=None) -> dict[tuple[str, str], dict]:
+    """GET /api/v1/subjects: (case, account) -> (hits, attributes)."""
+    rows = server.api("GET", "/api/v1/subjects" + (f"?case={case}" if case else ""), token).json()
+    return {(row["case_ref"], row["account"]): (row["hits"], row["attributes"]) for row in rows}
+
+
+def test_the_api_imports_csv_and_json_as_the_command_line_does(fresh_server):
+    server = fresh_server(domains=PANELS, trusted_proxies=["127.0.0.0/8"]).start()
+    token = server.new_token("investigator")
+    csv_body = ("\ufeffAccount,email,plan\r\nalice,a@example.org,gold\r\n00-1A-79-01-C3-0F,box@example.org,basic\r\n"
+                "alice,a@example.org,gold\r\n")
+    first = api_import(server, token, csv_body)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"case": "CASE-1", "format": "csv", "records": 2, "added": 2, "changed": 0, "unchanged": 0,
+                            "repeated_rows": [{"line": 4, "same_as_line": 2}]}
+    again = api_import(server, token, csv_body).json()
+    assert (again["added"], again["changed"], again["unchanged"]) == (0, 0, 2)
+    records = [{"account": "alice", "email": "a@example.org", "plan": "platinum"}, {"Account": 12345, "paid": 12.5, "tags": ["x"]},
+               {"account": "001a.7901.c30f", "email": "box@example.org", "plan": "basic"}]
+    second = api_import(server, token, records, media="application/json; charset=utf-8")
+    assert second.status_code == 200, second.text
+    assert second.json() == {"case": "CASE-1", "format": "json", "records": 3, "added": 1, "changed": 1, "unchanged": 1,
+                             "repeated_rows": []}
+    assert {key: attributes for key, (_, attributes) in api_listed(server, token, "CASE-1").items()} == {
+        ("CASE-1", "alice"): {"email": "a@example.org", "plan": "platinum"},
+        ("CASE-1", "12345"): {"paid": "12.5", "tags": '["x"]'},
+        ("CASE-1", "00:1A:79:01:C3:0F"): {"email": "box@example.org", "plan": "basic"}}
+    # the same records through the command line: nothing to change
+    (server.directory / "records.json").write_text(json.dumps(records))
+    assert imported(server.directory / "records.json", "CASE-1", server.db_url) == \
+        "3 records for case CASE-1: 0 added, 0 changed, 3 unchanged"
+    # investigators only (as the other subjects endpoints), every attempt audited
+    for role in ("admin", "auditor"):
+        assert api_import(server, server.admin_token if role == "admin" else server.new_token(role), csv_body).status_code == 403
+    assert api_import(server, None, csv_body).status_code == 401
+    audited = server.sql("SELECT role, method, endpoint, filters, rows, status FROM audit WHERE endpoint = '/api/v1/subjects/import' "
+                         "ORDER BY id")
+    assert [(a["role"], a["rows"], a["status"]) for a in audited] == [
+        ("investigator", 2, 200), ("investigator", 2, 200), ("investigator", 3, 200), ("admin", None, 403), ("auditor", None, 403),
+        (None, None, 401)]
+    assert json.loads(audited[0]["filters"]) == {"case": "CASE-1"}
+    # the request body is in the OpenAPI document, with both media types
+    operation = server.api("GET", "/openapi.json").json()["paths"]["/api/v1/subjects/import"]["post"]
+    assert operation["operationId"] == "import_subjects"
+    assert set(operation["requestBody"]["content"]) == {"text/csv", "application/json"} and operation["requestBody"]["required"]
+    assert {"200", "413", "415", "422"} <= set(operation["responses"])
+
+
+def test_a_file_the_api_cannot_import_gets_422_and_one_clear_line(fresh_server):
+    server = fresh_server(domains=PANELS).start()
+    token = server.new_token("investigator")
+    refusals = {
+        "short and long rows": ("account,email,plan\nalice,a@example.org,gold\nbob,Bob, Jr <b@example.org>,basic\ncarol,c@example\n",
+                                "text/csv", "1 short row (fewer values than the header's 3) on line 4 (2 values); "
+                                            "1 row with more values than the header's 3 on line 3 (4 values); nothing imported"),
+        "an account twice": ("account,email\n001a7901c30f,box@example.org\nalice,a@example.org\n00-1A-79-01-C3-0F,other@example.org\n",
+                             "text/csv", "line 4: account '00:1A:79:01:C3:0F' is also on line 2, with other values; nothing imported"),
+        "a 1 MB field": (b"account,note\nalice," + b"x" * 1_000_000 + b"\n", "text/csv",
+                         "line 2: a value over 131,072 characters long (at most 65,536); is this the right file?"),
+        "a 1 MB JSON value": (b'[{"account": "alice", "note": "' + b"x" * 1_000_000 + b'"}]', "application/json",
+                              "line 1: the value of 'note' is 1,000,000 characters long (at most 65,536); is this the right file?"),
+        "empty": (b"", "text/csv", "the file is empty"),
+        "no account column": ("user,email\nx,y\n", "text/csv", "the CSV needs an 'account' column"),
+        "binary": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "text/csv", "the file is binary (a NUL byte at offset 8), not CSV or JSON text"),
+        "UTF-16": ("account\nalice\n".encode("utf-16"), "text/csv", "the file is UTF-16 text; save it as UTF-8 (CSV UTF-8 or JSON)"),
+        "Latin-1": ("account,name\nalice,Zoë\n".encode("latin-1"), "text/csv", "line 2: not UTF-8 (byte 0xeb); save the file as UTF-8"),
+        "unclosed quote": (b'account,note\nalice,"never closed\nbob,x\n', "text/csv", "line 2: not readable as CSV (unexpected end of data)"),
+        "JSON sent as CSV's type": ('[{"account": "alice"}]', "text/csv", "the CSV needs an 'account' column"),
+        "CSV sent as JSON": ("account\nalice\n", "application/json",
+                             'line 1: a JSON import is an array of objects ([{"account": ...}, ...])'),
+        "broken JSON": (b'[{"account": "alice"},\n {"account": ', "application/json", "line 2: not valid JSON (Expecting value)"),
+        "an object without account": (b'[{"account": "alice"},\n {"user": "bob"}]', "application/json",
+                                      "line 2: an object without an 'account'"),
+        "a NUL in an account": (b'[{"account": "al\\u0000ice"}]', "application/json",
+                                "line 1: a NUL character (\\u0000) in the account, which is not text"),
+        "a lone surrogate": (b'[{"account": "alice", "note": "\\ud800"}]', "application/json",
+                             "line 1: a lone UTF-16 surrogate (\\ud800) in the value of 'note', which is not text"),
+        "a number of 5000 digits": (b'[{"account": 1' + b"0" * 5000 + b"}]", "application/json",
+                                    "line 1: not valid JSON (Exceeds the limit (4300 digits) for integer string conversion)"),
+    }
+    for name, (body, media, detail) in refusals.items():
+        response = api_import(server, token, body, media=media)
+        assert (response.status_code, response.json()) == (422, {"detail": detail}), name
+    # a case that no domain carries: its records could match nothing
+    response = api_import(server, token, "account\nalice\n", case="CASE-404")
+    assert response.status_code == 422 and response.json()["detail"].startswith("case 'CASE-404' has no domains")
+    assert api_import(server, token, "account\nalice\n", case="").status_code == 422
+    missing = server.api("POST", "/api/v1/subjects/import", token, content=b"account\nalice\n", headers={"Content-Type": "text/csv"})
+    assert missing.status_code == 422
+    # neither CSV nor JSON by its type: 415
+    for media in ("text/plain", None, "text/csv; charset=latin-1"):
+        response = api_import(server, token, "account\nalice\n", media=media)
+        assert response.status_code == 415 and "detail" in response.json(), media
+    assert api_listed(server, token) == {}  # nothing of any of them was imported
+    assert all(row["status"] < 500 for row in server.sql("SELECT status FROM audit"))
+
+
+# -- the API's record list and an account's hits match as the report does ---------------------------
+
+def test_the_api_lists_and_account_hits_match_mac_notations_and_the_cases_domains(fresh_server):
+    server = fresh_server(domains=PANELS, trusted_proxies=["127.0.0.0/8"]).start()
+    for mac, ip in [("00-1a-79-01-c3-0f", "203.0.113.1"), ("001A7901C30F", "203.0.113.2"), ("001a.7901.c30f", "203.0.113.3")]:
+        stalker(server, mac, "panel-one.example", ip)
+    xtream(server, "alice", "panel-one.example", "198.51.100.1")
+    # the same box and user on another case's panel and on a domain of no case: not CASE-1's
+    stalker(server, "00:1A:79:01:C3:0F", "panel-two.example", "192.0.2.1")
+    xtream(server, "alice", "panel-two.example", "192.0.2.2")
+    xtream(server, "alice", "no-case.example", "192.0.2.3")
+    server.wait_rows(count=7)
+    token = server.new_token("investigator")
+    assert api_import(server, token, "account,email\n00:1a:79:01:c3:0f,box@example.org\nalice,a@example.org\n").status_code == 200
+    assert api_import(server, token, "account,email\nalice,alice2@example.org\n", case="CASE-2").status_code == 200
+    assert {key: hits for key, (hits, _) in api_listed(server, token).items()} == {
+        ("CASE-1", "00:1A:79:01:C3:0F"): 3, ("CASE-1", "alice"): 1, ("CASE-2", "alice"): 1}
+    listed_rows = server.api("GET", "/api/v1/subjects?case=CASE-1", token).json()
+    box_row = next(row for row in listed_rows if row["account"] == "00:1A:79:01:C3:0F")
+    assert box_row["first_seen"].endswith("Z") and box_row["first_seen"] <= box_row["last_seen"]
+    # the account in any notation finds the record, and only CASE-1's panel's hits
+    for written in ("00-1A-79-01-C3-0F", "001a7901c30f", "001A.7901.C30F", "00:1a:79:01:c3:0f"):
+        box = server.api("GET", f"/api/v1/subjects/{written}/hits", token).json()
+        assert (box["account"], box["hits"], box["domains"]) == ("00:1A:79:01:C3:0F", 3, ["panel-one.example"]), written
+        assert sorted(t["client_ip"] for t in box["tuples"]) == ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+    # alice has a record in both cases: the hits of both cases' panels, not the domain of no case; or one case's
+    alice = server.api("GET", "/api/v1/subjects/alice/hits", token).json()
+    assert (alice["hits"], alice["domains"]) == (2, ["panel-one.example", "panel-two.example"])
+    assert [r["case_ref"] for r in alice["records"]] == ["CASE-1", "CASE-2"]
+    only = server.api("GET", "/api/v1/subjects/alice/hits?case=CASE-2", token).json()
+    assert (only["hits"], [t["client_ip"] for t in only["tuples"]], only["records"]) == (
+        1, ["192.0.2.2"], [{"case_ref": "CASE-2", "attributes": {"email": "alice2@example.org"}}])
+    assert server.api("GET", "/api/v1/subjects/001a7901c30f/hits?case=CASE-2", token).status_code == 404
+    # the command line's list counts alike
+    out = seized("subjects", "list", "--case", "CASE-1", "--db", server.db_url).stdout
+    assert {line.split()[1]: int(line.split()[2]) for line in out.splitlines()} == {"00:1A:79:01:C3:0F": 3, "alice": 1}
+
+
+# -- rows outside the hash chain are never counted -------------------------------------------------
+
+def forge(server, hit: dict, new_id: int, client_ip: str) -> None:
+    """A copy of `hit` (a hit_rows row) under another id, uid and client IP, inserted past the app
+    as whoever can write the database can: no hash chain makes such a row."""
+    row = {**hit, "id": new_id, "uid": os.urandom(16), "client_ip": client_ip}
+    if "client_inet" in row:
+        row["client_inet"] = client_ip
+    columns = ", ".join(row)
+    server.sql(f"INSERT INTO hit_rows ({columns}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+
+
+def test_rows_with_an_id_below_one_are_not_counted(tmp_path, fresh_server):
+    server = fresh_server(domains=PANELS, trusted_proxies=["127.0.0.0/8"]).start()
+    xtream(server, "alice", "panel-one.example", "198.51.100.1")
+    stalker(server, "00:1a:79:01:c3:0f", "panel-one.example", "198.51.100.2")
+    xtream(server, "eve", "panel-one.example", "198.51.100.3")
+    server.wait_rows(count=3)
+    token = server.new_token("investigator")
+    assert api_import(server, token, "account\nalice\n001a7901c30f\n").status_code == 200
+    by_ip = {row["client_ip"]: row for row in server.sql("SELECT * FROM hit_rows WHERE id > 0")}
+    forge(server, by_ip["198.51.100.1"], 0, "192.0.2.66")  # alice's
+    forge(server, by_ip["198.51.100.2"], -5, "192.0.2.67")  # the box's
+    forge(server, by_ip["198.51.100.3"], -6, "192.0.2.68")  # eve's (no record: would be unmatched)
+    assert len(server.sql("SELECT id FROM hit_rows WHERE id < 1")) == 3
+    report = server.api("GET", "/api/v1/subjects/report?case=CASE-1", token).json()
+    counted = {s["account"]: (s["hits"], [t["client_ip"] for t in s["tuples"]]) for s in report["subjects"]}
+    assert counted == {"alice": (1, ["198.51.100.1"]), "00:1A:79:01:C3:0F": (1, ["198.51.100.2"])}
+    assert [(u["account"], u["hits"]) for u in report["unmatched_accounts"]] == [("eve", 1)]
+    assert report["outside_chain"] == 3
+    assert {key: hits for key, (hits, _) in api_listed(server, token).items()} == {
+        ("CASE-1", "alice"): 1, ("CASE-1", "00:1A:79:01:C3:0F"): 1}
+    alice = server.api("GET", "/api/v1/subjects/alice/hits", token).json()
+    assert (alice["hits"], alice["distinct_ips"], [t["client_ip"] for t in alice["tuples"]], alice["outside_chain"]) == (
+        1, 1, ["198.51.100.1"], 3)
+    assert server.api("GET", "/api/v1/subjects/001A.7901.C30F/hits", token).json()["hits"] == 1
+    out = tmp_path / "report.json"
+    seized("evidence", "subjects-report", "--case", "CASE-1", "--out", str(out), "--db", server.db_url)
+    written = json.loads(out.read_text())
+    assert {s["account"]: s["hits"] for s in written["subjects"]} == {"alice": 1, "00:1A:79:01:C3:0F": 1}
+    assert written["outside_chain"] == 3 and "192.0.2.6" not in out.read_text()

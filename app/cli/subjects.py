@@ -41,6 +41,9 @@ def subjects_import(
 
 @subjects_app.command("list")
 def subjects_list(case: Annotated[Optional[str], typer.Option("--case")] = None, config: ConfigOption = None, db: DbOption = None):
-    """Imported records with their hit counts."""
-    for row in with_store(cli_settings(config, db=db).db, lambda store: store.subjects(case)):
+    """Imported records with their hit counts: only the hits of each record's own case's domains,
+    MAC addresses in any notation (as `seized evidence subjects-report` matches them)."""
+    from ..subjects import subjects_list
+
+    for row in with_store(cli_settings(config, db=db).db, lambda store: subjects_list(store, case)):
         typer.echo(f"{row['case_ref']}  {row['account']:24} {row['hits']:>6} hits  {row['attributes']}")

@@ -613,29 +613,8 @@ class PostgresStore:
         return added, len(fresh) - added
 
     async def subjects(self, case_ref: str | None = None) -> list[dict]:
-        where, params = ("WHERE s.case_ref = $1", [case_ref]) if case_ref else ("", [])
-        return await self._all(
-            "SELECT s.case_ref, s.account, s.attributes, s.imported_at, COUNT(h.id) AS hits, "
-            f"{utc_text_sql('MIN(h.received_at)')} AS first_seen, {utc_text_sql('MAX(h.received_at)')} AS last_seen "
-            f"FROM subjects s LEFT JOIN hit_rows h ON h.account = s.account {where} "
-            "GROUP BY s.case_ref, s.account ORDER BY s.case_ref, s.account", *params)
-
-    async def account_summary(self, account: str, tuple_limit: int) -> dict:
-        totals = await self._one(
-            f"SELECT COUNT(*) AS hits, {utc_text_sql('MIN(received_at)')} AS first_seen, "
-            f"{utc_text_sql('MAX(received_at)')} AS last_seen, COUNT(DISTINCT client_ip) AS distinct_ips "
-            "FROM hit_rows WHERE account = $1", account)
-        tuples = await self._all(
-            f"SELECT client_ip, client_port, {utc_text_sql('received_at')} AS received_at FROM "
-            "(SELECT DISTINCT client_ip, client_port, received_at FROM hit_rows WHERE account = $1 "
-            "ORDER BY received_at LIMIT $2) t ORDER BY t.received_at", account, tuple_limit)
-        isps = await self._all("SELECT asn, MAX(as_org) AS as_org, COUNT(*) AS hits FROM hit_rows WHERE account = $1 "
-                               "GROUP BY asn ORDER BY hits DESC", account)
-        return {**totals, "tuples": tuples, "isps": isps}
-
-    async def unmatched_accounts(self, case_ref: str) -> list[dict]:
-        return await self._all(
-            "SELECT account, COUNT(*) AS hits, COUNT(DISTINCT client_ip) AS distinct_ips, "
-            f"{utc_text_sql('MIN(received_at)')} AS first_seen, {utc_text_sql('MAX(received_at)')} AS last_seen "
-            "FROM hit_rows WHERE account IS NOT NULL AND account NOT IN "
-            "(SELECT account FROM subjects WHERE case_ref = $1) GROUP BY account ORDER BY hits DESC", case_ref)
+        """The imported records (of one case, or all), by case and account. Their hits are matched
+        in app/subjects.py (`match`), as the report matches them."""
+        where, params = ("WHERE case_ref = $1", [case_ref]) if case_ref else ("", [])
+        return await self._all(f"SELECT case_ref, account, attributes, imported_at FROM subjects {where} "
+                               "ORDER BY case_ref, account", *params)

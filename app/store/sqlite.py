@@ -678,33 +678,11 @@ class SQLiteStore:
         return added, len(fresh) - added
 
     async def subjects(self, case_ref: str | None = None) -> list[dict]:
-        where, params = ("WHERE s.case_ref = ?", [case_ref]) if case_ref else ("", [])
-        return await self._all(
-            "SELECT s.case_ref, s.account, s.attributes, s.imported_at, COUNT(h.id) AS hits, "
-            f"{received_text('MIN(h.received_us)')} AS first_seen, {received_text('MAX(h.received_us)')} AS last_seen "
-            f"FROM subjects s LEFT JOIN hit_rows h ON h.account = s.account {where} "
-            "GROUP BY s.case_ref, s.account ORDER BY s.case_ref, s.account", params)
-
-    async def account_summary(self, account: str, tuple_limit: int) -> dict:
-        totals = (await self._all(
-            f"SELECT COUNT(*) AS hits, {received_text('MIN(received_us)')} AS first_seen, "
-            f"{received_text('MAX(received_us)')} AS last_seen, "
-            "COUNT(DISTINCT client_ip) AS distinct_ips FROM hit_rows WHERE account = ?", [account]))[0]
-        tuples = await self._all(
-            f"SELECT client_ip, client_port, {received_text('received_us')} AS received_at FROM "
-            "(SELECT DISTINCT client_ip, client_port, received_us FROM hit_rows WHERE account = ? ORDER BY received_us LIMIT ?) "
-            "ORDER BY received_us", [account, tuple_limit])
-        isps = await self._all("SELECT asn, MAX(as_org) AS as_org, COUNT(*) AS hits FROM hit_rows WHERE account = ? "
-                               "GROUP BY asn ORDER BY hits DESC", [account])
-        return {**totals, "tuples": tuples, "isps": isps}
-
-    async def unmatched_accounts(self, case_ref: str) -> list[dict]:
-        """Accounts seen in hits that no imported record of the case names."""
-        return await self._all(
-            "SELECT account, COUNT(*) AS hits, COUNT(DISTINCT client_ip) AS distinct_ips, "
-            f"{received_text('MIN(received_us)')} AS first_seen, {received_text('MAX(received_us)')} AS last_seen "
-            "FROM hit_rows WHERE account IS NOT NULL AND account NOT IN "
-            "(SELECT account FROM subjects WHERE case_ref = ?) GROUP BY account ORDER BY hits DESC", [case_ref])
+        """The imported records (of one case, or all), by case and account. Their hits are matched
+        in app/subjects.py (`match`), as the report matches them."""
+        where, params = ("WHERE case_ref = ?", [case_ref]) if case_ref else ("", [])
+        return await self._all(f"SELECT case_ref, account, attributes, imported_at FROM subjects {where} "
+                               "ORDER BY case_ref, account", params)
 
     # -- the journal's ingest (ingest.py) -----------------------------------------------------
 
