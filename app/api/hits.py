@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, create_model
 
 from ..hit_fields import FIELDS
-from ..query import EXPORT_FORMATS, GROUPS, MAX_PAGE, Exporter, ExportFormat, HitFilter, parse_cursor, record
+from ..query import (EXPORT_FORMATS, GROUPS, MAX_PAGE, OUTSIDE_CHAIN_HEADER, Exporter, ExportFormat, HitFilter,
+                     outside_chain_note, parse_cursor, record)
 from .auth import ERRORS, problem, require
 from .deps import StoreDep
 
 router = APIRouter(prefix="/api/v1", tags=["hits"], responses=ERRORS, dependencies=[Depends(require("investigator"))])
 INVALID = {422: problem("invalid filter or cursor")}
 Filters = Annotated[HitFilter, Query()]
+log = logging.getLogger("seized.api")
+# Rows outside the chain are left out of every answer (query.OUTSIDE_CHAIN_HEADER); those with ids
+# below 1 that match are counted in this header, present only when there are any.
+OUTSIDE = {"headers": {OUTSIDE_CHAIN_HEADER: {
+    "description": "rows matching the filters left out as outside the chain (ids below 1, which seized never gives); "
+                   "present only when there are any. Rows without a hash inside a chain are left out too, uncounted: "
+                   "`seized verify` reports them.",
+    "schema": {"type": "integer"}}}}
+
+
+async def flag_outside_chain(request: Request, store, filters: HitFilter, headers) -> None:
+    """Say in `headers` (and the log) how many rows with ids below 1 matching `filters` were left out."""
+    count = await store.outside_chain(filters)
+    if count:
+        headers[OUTSIDE_CHAIN_HEADER] = str(count)
+        log.warning("%s %s: %s", request.method, request.url.path, outside_chain_note(count))
 
 
 # The record as the API gives it, built from hit_fields.FIELDS (types and descriptions).
@@ -39,9 +57,10 @@ class Stats(BaseModel):
     rows: list[StatsRow]
 
 
-@router.get("/hits", response_model=HitPage, responses=INVALID)
+@router.get("/hits", response_model=HitPage, responses={**INVALID, 200: OUTSIDE})
 async def list_hits(
     request: Request,
+    response: Response,
     store: StoreDep,
     filters: Filters,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
@@ -55,6 +74,7 @@ async def list_hits(
         raise HTTPException(422, str(error)) from error
     rows = await store.query_hits(filters, before_id, limit)
     request.state.audit_rows = len(rows)
+    await flag_outside_chain(request, store, filters, response.headers)
     return HitPage(items=[record(row) for row in rows], next_cursor=str(rows[-1]["id"]) if len(rows) == limit else None)
 
 
@@ -62,6 +82,7 @@ async def list_hits(
     "description": f"every matching hit, oldest first; {' or '.join(spec.label for spec in EXPORT_FORMATS.values())}; "
                    "timestamps to the millisecond",
     "content": {spec.media_type.partition(";")[0]: {"schema": {"type": "string"}} for spec in EXPORT_FORMATS.values()},
+    **OUTSIDE,
 }})
 async def export_hits(request: Request, store: StoreDep, filters: Filters, format: ExportFormat = "csv") -> StreamingResponse:
     """Streamed, in constant memory however many rows match."""
@@ -75,14 +96,14 @@ async def export_hits(request: Request, store: StoreDep, filters: Filters, forma
             yield await asyncio.to_thread(exporter.rows, rows)  # formatting off the event loop the listeners share
 
     spec = EXPORT_FORMATS[format]
-    filename = f"hits.{spec.suffix}"
-    return StreamingResponse(body(), media_type=spec.media_type,
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    headers = {"Content-Disposition": f'attachment; filename="hits.{spec.suffix}"'}
+    await flag_outside_chain(request, store, filters, headers)  # before the body: headers go first
+    return StreamingResponse(body(), media_type=spec.media_type, headers=headers)
 
 
 @router.get("/hits/{hit_id}", response_model=HitRecord, responses={404: problem("no such hit")})
 async def get_hit(request: Request, store: StoreDep, hit_id: int) -> HitRecord:
-    """One hit, every field."""
+    """One hit, every field. A row outside the chain is no hit: 404."""
     row = await store.get_hit(hit_id)
     request.state.audit_rows = 0 if row is None else 1
     if row is None:
@@ -90,10 +111,12 @@ async def get_hit(request: Request, store: StoreDep, hit_id: int) -> HitRecord:
     return HitRecord(**record(row))
 
 
-@router.get("/stats", response_model=Stats, responses=INVALID)
-async def stats(request: Request, store: StoreDep, filters: Filters, group: Literal[GROUPS] = "domain") -> Stats:  # type: ignore[valid-type]
+@router.get("/stats", response_model=Stats, responses={**INVALID, 200: OUTSIDE})
+async def stats(request: Request, response: Response, store: StoreDep, filters: Filters,
+                group: Literal[GROUPS] = "domain") -> Stats:  # type: ignore[valid-type]
     """Hit counts and distinct client IPs per group (hours and days in UTC)."""
     rows = await store.hit_stats(filters, group)
     request.state.audit_rows = len(rows)
+    await flag_outside_chain(request, store, filters, response.headers)
     return Stats(group=group, rows=[StatsRow(key=None if r["grp"] is None else str(r["grp"]), hits=r["hits"], distinct_ips=r["distinct_ips"])
                                      for r in rows])

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..query import EXPORT_FORMATS, MAX_PAGE, Exporter, HitFilter, record
+from ..query import EXPORT_FORMATS, MAX_PAGE, OUTSIDE_CHAIN_HEADER, Exporter, HitFilter, outside_chain_note, record
 from .common import ConfigOption, DbOption, TokenOption, UrlOption, audited_read, check, cli_settings, remote, with_hit_filters
 
 hits_app = typer.Typer(help="Read, query and export the hit log.", no_args_is_help=True)
@@ -19,6 +19,19 @@ hits_app = typer.Typer(help="Read, query and export the hit log.", no_args_is_he
 # The choices of --format: the export formats (query.EXPORT_FORMATS), and a table for reading.
 ExportFormat = Enum("ExportFormat", {name: name for name in EXPORT_FORMATS}, type=str)
 Format = Enum("Format", {"table": "table", **{name: name for name in EXPORT_FORMATS}}, type=str)
+
+
+def _warn_outside_chain(count: int | str | None) -> None:
+    """On standard error: rows with ids below 1 matching the query were left out (query.OUTSIDE_CHAIN_HEADER)."""
+    if count and int(count):
+        typer.echo(outside_chain_note(int(count)), err=True)
+
+
+def _page_and_outside(filters: HitFilter, limit: int):
+    """The store's page of hits and how many rows with ids below 1 it left out, in one session."""
+    async def read(store):
+        return await store.query_hits(filters, None, limit), await store.outside_chain(filters)
+    return read
 
 
 def _print_table(items: list[dict]) -> None:
@@ -37,8 +50,9 @@ def hits_list(
     format: Annotated[Format, typer.Option("--format", "-f", help="table or ndjson.")] = Format.table,
 ):
     """Print the latest hits, newest first."""
-    rows = audited_read(cli_settings(config, db=db).db, lambda store: store.latest_hits(limit), "seized hits list",
-                        {"limit": limit})
+    rows, outside = audited_read(cli_settings(config, db=db).db, _page_and_outside(HitFilter(), limit), "seized hits list",
+                                 {"limit": limit}, count=lambda result: len(result[0]))
+    _warn_outside_chain(outside)
     items = [record(row) for row in rows]
     if format is Format.table:
         _print_table(items)
@@ -68,14 +82,18 @@ def hits_query(
                     params["cursor"] = cursor
                 response = client.get("/api/v1/hits", params=params)
                 check(response)
+                if cursor is None:
+                    _warn_outside_chain(response.headers.get(OUTSIDE_CHAIN_HEADER))
                 page = response.json()
                 items += page["items"]
                 cursor = page["next_cursor"]
                 if not cursor:
                     break
     else:
-        rows = audited_read(cli_settings(config, db=db).db, lambda store: store.query_hits(filters, None, limit),
-                            "seized hits query", {**filters.active(), "limit": limit})
+        rows, outside = audited_read(cli_settings(config, db=db).db, _page_and_outside(filters, limit),
+                                     "seized hits query", {**filters.active(), "limit": limit},
+                                     count=lambda result: len(result[0]))
+        _warn_outside_chain(outside)
         items = [record(row) for row in rows]
     if format is Format.table:
         _print_table(items)
@@ -103,10 +121,12 @@ def hits_export(
             with remote(url, token) as client, client.stream(
                     "GET", "/api/v1/hits/export", params={**filters.active(), "format": format.value}) as response:
                 check(response)
+                _warn_outside_chain(response.headers.get(OUTSIDE_CHAIN_HEADER))
                 for text in response.iter_text():
                     target.write(text)
         else:
             async def export(store):
+                _warn_outside_chain(await store.outside_chain(filters))
                 exporter, count = Exporter(format.value), 0
                 target.write(exporter.start())
                 async for rows in store.iter_hits(filters, format.value):

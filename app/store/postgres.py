@@ -70,6 +70,13 @@ def physical(row: tuple, header_set: int) -> tuple:
         unhex(prev_hash), unhex(digest), country, city, asn, as_org)
 
 
+# SQL: the row of hit_rows r is one verify accounts for (evidence.py): an id of 1 or more (seized
+# never gives another), and a hash unless it is one of its node's hits stored before the chain
+# (legacy_unhashed, filled by a copy of such an SQLite database). The subquery is for rows without one.
+IN_CHAIN = ("r.id >= 1 AND (r.hash IS NOT NULL OR r.id <= "
+            "COALESCE((SELECT l.last_id FROM legacy_unhashed l WHERE l.node = r.node), 0))")
+
+
 class Where:
     """A HitFilter as SQL over hit_rows r with numbered parameters ($1, $2, ...)."""
 
@@ -108,6 +115,11 @@ class Where:
         """Placeholders for parameters the caller appends after these."""
         start = self.first + len(self.params)
         return [f"${start + i}" for i in range(count)]
+
+    def in_chain(self) -> "Where":
+        """Only rows verify accounts for (IN_CHAIN), as every reader of hits wants."""
+        self.clauses.append(IN_CHAIN)
+        return self
 
     @property
     def sql(self) -> str:
@@ -286,8 +298,8 @@ class PostgresStore:
         return await self.query_hits(HitFilter(), None, limit)
 
     async def query_hits(self, where: HitFilter, before_id: int | None, limit: int) -> list[dict]:
-        """One page, newest first: hits older than `before_id`."""
-        w = Where(where)
+        """One page, newest first: hits older than `before_id`; rows outside the chain left out."""
+        w = Where(where).in_chain()
         if before_id is not None:
             w.add("r.id < {}", before_id)
         limit_at, = w.next()
@@ -296,8 +308,9 @@ class PostgresStore:
 
     async def iter_hits(self, where: HitFilter, fmt: str = "ndjson", chunk: int = EXPORT_CHUNK):
         """All matching hits, oldest first, as tuples in RECORD_FIELDS order (received_at to the
-        millisecond): one snapshot, read through a server-side cursor in one transaction."""
-        w = Where(where)
+        millisecond): one snapshot, read through a server-side cursor in one transaction. Rows
+        outside the chain left out."""
+        w = Where(where).in_chain()
         query = f"{self._select(EXPORT_COLUMNS)} WHERE {w.sql} ORDER BY r.id"
         async for batch in self._snapshot(query, w.params, chunk, tuple):
             yield batch
@@ -319,7 +332,7 @@ class PostgresStore:
         """All matching hits in time order (received_at, then id), `chunk` at a time."""
         last = (datetime.min.replace(tzinfo=timezone.utc), 0)
         while True:
-            w = Where(where)
+            w = Where(where).in_chain()
             w.add("(r.received_at, r.id) > ({}, {})", *last)
             limit_at, = w.next()
             rows = await self._all(f"{self._select(HIT_COLUMNS + ', r.received_at AS received_moment')} "
@@ -333,10 +346,19 @@ class PostgresStore:
             yield rows
 
     async def get_hit(self, hit_id: int) -> dict | None:
-        return await self._one(f"{self._select()} WHERE r.id = $1", hit_id)
+        """The hit with this id; None for none, or for a row outside the chain (IN_CHAIN)."""
+        return await self._one(f"{self._select()} WHERE r.id = $1 AND {IN_CHAIN}", hit_id)
+
+    async def outside_chain(self, where: HitFilter) -> int:
+        """How many rows matching `where` the readers leave out for an id below 1 (IN_CHAIN): through
+        the primary key's index (or a filter's (column, id) one), cheap. Rows without a hash inside a
+        chain are left out too but not counted here, which would take a scan (verify finds them)."""
+        w = Where(where)
+        w.add("r.id < 1")
+        return await self.pool.fetchval(f"SELECT COUNT(*) FROM hit_rows r WHERE {w.sql}", *w.params)
 
     async def hit_stats(self, where: HitFilter, group: str, limit: int = 10_000) -> list[dict]:
-        w = Where(where)
+        w = Where(where).in_chain()
         order = "grp" if group in ("hour", "day") else "hits DESC, grp"
         limit_at, = w.next()
         return await self._all(
@@ -344,7 +366,7 @@ class PostgresStore:
             f"FROM hit_rows r WHERE {w.sql} GROUP BY grp ORDER BY {order} LIMIT {limit_at}", *w.params, limit)
 
     async def asn_plan(self, where: HitFilter) -> list[dict]:
-        w = Where(where)
+        w = Where(where).in_chain()
         return await self._all(
             f"SELECT asn, MAX(as_org) AS as_org, COUNT(*) AS hits, COUNT(DISTINCT client_ip) AS distinct_ips "
             f"FROM hit_rows r WHERE {w.sql} GROUP BY asn ORDER BY hits DESC, asn", *w.params)

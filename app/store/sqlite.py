@@ -103,6 +103,21 @@ def sqlite_where(f: HitFilter, text_keys: bool = False) -> tuple[str, list]:
     return " AND ".join(clauses) or "1", params
 
 
+def sqlite_in_chain(table: str = "r") -> str:
+    """SQL: the row of hit_rows named `table` (its alias, or `hit_rows` itself) is one verify
+    accounts for (evidence.py): an id of 1 or more (seized never gives another), and a hash unless it
+    is one of its node's hits stored before the chain (legacy_unhashed). Always qualified: in the
+    subquery a bare `node` would be legacy_unhashed's own. The subquery runs only for a row without
+    a hash. The id is tested per row (unary +), never a range of the rowid to read by: SQLite would
+    take it over a time or network index (stats scanning the whole table), or over an export's own
+    `id > ?` (re-reading the table from its start for every chunk)."""
+    return (f"+{table}.id >= 1 AND ({table}.hash IS NOT NULL OR {table}.id <= "
+            f"COALESCE((SELECT l.last_id FROM legacy_unhashed l WHERE l.node = {table}.node), 0))")
+
+
+IN_CHAIN = sqlite_in_chain("r")
+
+
 def csv_field(value) -> str:
     """One value as Python's csv module writes it (RFC 4180 quoting, floats as repr)."""
     buffer = io.StringIO()
@@ -391,16 +406,27 @@ class SQLiteStore:
 
     async def query_hits(self, where: HitFilter, before_id: int | None, limit: int) -> list[dict]:
         """One page, newest first: hits older than `before_id`. New hits get higher ids, so paging
-        on while they arrive never repeats or skips one."""
+        on while they arrive never repeats or skips one. Rows outside the chain (IN_CHAIN) are left
+        out; outside_chain counts those with ids below 1."""
         sql, params = await self._where(where)
-        if before_id is not None:
-            sql, params = f"({sql}) AND r.id < ?", [*params, before_id]
         if not where.has_range:  # equality filters: their (column, id) indexes are already in id order
-            return await self._all(f"{hit_select()} WHERE {sql} ORDER BY r.id DESC LIMIT ?", [*params, limit])
-        ids = await self._range_page_ids(where, sql, params, before_id, limit)
-        if not ids:
-            return []
-        return await self._all(f"{hit_select()} WHERE r.id IN ({','.join('?' * len(ids))}) ORDER BY r.id DESC", ids)
+            if before_id is not None:
+                sql, params = f"({sql}) AND r.id < ?", [*params, before_id]
+            return await self._all(f"{hit_select()} WHERE ({sql}) AND {IN_CHAIN} ORDER BY r.id DESC LIMIT ?", [*params, limit])
+        # The page's ids come from the range's index, which holds ids but not hashes: the chain is
+        # tested as its row is read, and a row left out is made up from further down.
+        rows, before = [], before_id
+        while len(rows) < limit:
+            want = limit - len(rows)
+            page_sql, page_params = (f"({sql}) AND r.id < ?", [*params, before]) if before is not None else (sql, params)
+            ids = await self._range_page_ids(where, page_sql, page_params, before, want)
+            if ids:
+                rows += await self._all(f"{hit_select()} WHERE r.id IN ({','.join('?' * len(ids))}) AND {IN_CHAIN} "
+                                        "ORDER BY r.id DESC", ids)
+            if len(ids) < want:
+                break
+            before = ids[-1]
+        return rows
 
     async def _range_page_ids(self, where: HitFilter, sql: str, params: list, before_id: int | None, limit: int) -> list[int]:
         """Ids of one page under a range filter (CIDR, time). SQLite reads such a range through its
@@ -429,7 +455,7 @@ class SQLiteStore:
         table = await self._table_for(where, sql, params)
         last_id = (await self._all("SELECT COALESCE(MAX(id), 0) AS top FROM hit_rows", []))[0]["top"]
         columns = f"r.id, {EXPORT_CSV_LINE}" if fmt == "csv" else EXPORT_COLUMNS
-        query = f"{hit_select(table, columns)} WHERE ({sql}) AND r.id > ? AND r.id <= ? ORDER BY r.id LIMIT ?"
+        query = f"{hit_select(table, columns)} WHERE ({sql}) AND {IN_CHAIN} AND r.id > ? AND r.id <= ? ORDER BY r.id LIMIT ?"
 
         async def fetch(after: int) -> list[tuple]:
             async with self.db.execute(query, [*params, after, last_id, chunk]) as cursor:
@@ -460,7 +486,8 @@ class SQLiteStore:
         last = (-1, 0)
         while True:
             rows = await self._all(f"{hit_select(columns=HIT_COLUMNS + ', r.received_us AS received_us')} "
-                                   f"WHERE ({sql}) AND (r.received_us, r.id) > (?, ?) ORDER BY r.received_us, r.id LIMIT ?",
+                                   f"WHERE ({sql}) AND {IN_CHAIN} AND (r.received_us, r.id) > (?, ?) "
+                                   "ORDER BY r.received_us, r.id LIMIT ?",
                                    [*params, *last, chunk])
             if not rows:
                 return
@@ -472,11 +499,20 @@ class SQLiteStore:
         sql, params = await self._where(where)
         return await self._all(
             f"SELECT asn, MAX(as_org) AS as_org, COUNT(*) AS hits, COUNT(DISTINCT client_ip) AS distinct_ips "
-            f"FROM hit_rows WHERE {sql} GROUP BY asn ORDER BY hits DESC, asn", params)
+            f"FROM hit_rows WHERE ({sql}) AND {sqlite_in_chain('hit_rows')} GROUP BY asn ORDER BY hits DESC, asn", params)
 
     async def get_hit(self, hit_id: int) -> dict | None:
-        rows = await self._all(f"{hit_select()} WHERE r.id = ?", [hit_id])
+        """The hit with this id; None for none, or for a row outside the chain (IN_CHAIN)."""
+        rows = await self._all(f"{hit_select()} WHERE r.id = ? AND {IN_CHAIN}", [hit_id])
         return rows[0] if rows else None
+
+    async def outside_chain(self, where: HitFilter) -> int:
+        """How many rows matching `where` the readers leave out for an id below 1 (IN_CHAIN): a
+        range of the rowid, cheap. Rows without a hash inside a chain are left out too but not
+        counted here, which would take a scan of every row (verify finds them)."""
+        sql, params = await self._where(where)
+        # NOT INDEXED: the filter's own index must not be walked for it; the rowid range still serves.
+        return (await self._all(f"SELECT COUNT(*) AS n FROM hit_rows r NOT INDEXED WHERE r.id < 1 AND ({sql})", params))[0]["n"]
 
     async def hit_stats(self, where: HitFilter, group: str, limit: int = 10_000) -> list[dict]:
         sql, params = await self._where(where)
@@ -484,7 +520,8 @@ class SQLiteStore:
         order = "grp" if group in ("hour", "day") else "hits DESC, grp"
         return await self._all(
             f"SELECT {expression} AS grp, COUNT(*) AS hits, COUNT(DISTINCT client_ip) AS distinct_ips "
-            f"FROM hit_rows WHERE {sql} GROUP BY grp ORDER BY {order} LIMIT ?", [*params, limit])
+            f"FROM hit_rows WHERE ({sql}) AND {sqlite_in_chain('hit_rows')} GROUP BY grp ORDER BY {order} LIMIT ?",
+            [*params, limit])
 
     async def _all(self, sql: str, params) -> list[dict]:
         async with self.db.execute(sql, params) as cursor:
