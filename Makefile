@@ -5,14 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install chromium bench clean
+.PHONY: run test install chromium nodejs bench clean
 
 run: $(STAMP)
 	$(BIN)/seized serve --config config/seized.toml
 
 # Random order (pytest-randomly prints its seed; add `--randomly-seed=N` to repeat an order, or
 # `-p no:randomly` for file order) on two xdist workers, each taking a whole test file at a time.
-test: $(STAMP) chromium
+test: $(STAMP) chromium nodejs
 	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 install: $(STAMP)
@@ -27,6 +27,10 @@ $(STAMP): pyproject.toml
 # The notice page is tested in Debian's headless Chromium (Playwright drives it; it never downloads a browser).
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends chromium; }
+
+# The suite checks the hash chain and packages with the independent verifier in JavaScript (app/verifier/verify.js).
+nodejs:
+	@command -v node >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends nodejs; }
 
 # One table: seized vs nginx on the same bytes, open-loop latency, workers, hits lost, SIGKILL, storage
 # and export (bench/pipeline.py --help). Needs wrk and nginx from Debian. `make bench BENCH_ARGS=--quick`.

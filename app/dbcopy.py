@@ -10,7 +10,7 @@ from typing import Callable
 from .store import Store
 
 TABLES = ("domains", "domain_seeds", "tokens", "subjects", "audit", "checkpoints", "purges", "journal_gaps",
-          "journal_progress", "legacy_unhashed")
+          "journal_progress", "legacy_unhashed", "chain_v1")
 
 
 async def copy_store(source: Store, target: Store, say: Callable[[str], None] = lambda _: None) -> dict[str, int]:

@@ -1,13 +1,7 @@
-"""Tamper evidence. Each node's hits form a hash chain, in the order they were stored:
-
-    hash = SHA-256(prev_hash || canonical JSON of the stored record)
-
-prev_hash and hash are lower-case hex; the first hit of a node has prev_hash = 64 zeros. The
-canonical JSON of a record is the object of every stored column except id, prev_hash and hash,
-leaving out null values, with keys sorted, UTF-8, no whitespace, no ASCII escaping (README:
-"Verifying the chain").
-Checkpoints record a node's chain head and length from time to time, signed with Ed25519 when a
-signing key is configured, so a published checkpoint later proves nothing before it changed."""
+"""Tamper evidence. Each node's hits form a hash chain, in the order they were stored (the format,
+by version, is chain_format's). Checkpoints record a node's chain head and length from time to
+time, signed with Ed25519 when a signing key is configured, so a published checkpoint later proves
+nothing before it changed; verify() walks the chains and checks them all."""
 
 from __future__ import annotations
 
@@ -20,67 +14,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import tsa
+from .chain_format import GENESIS, canonical_row, canonical_v1, leaf_v2, link_v1, link_v2
 from .record import COLUMNS
 
 if TYPE_CHECKING:
     from .store import Store
 
-GENESIS = "0" * 64
 NODE = COLUMNS.index("node")
-
-
-def canonical(record: dict) -> bytes:
-    """Null fields are left out: a column added later (null in older hits) leaves their hashes as they were."""
-    present = {key: value for key, value in record.items() if value is not None}
-    return json.dumps(present, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def link(prev_hash: str, record: dict) -> str:
-    return hashlib.sha256(prev_hash.encode("ascii") + canonical(record)).hexdigest()
-
-
-# canonical() of a row, built without a dict: the columns in sorted order, each value encoded as
-# json.dumps would (tests/test_evidence.py checks both give the same bytes). Long strings (header
-# sets, user agents) repeat from hit to hit, so their encoding is remembered.
-SORTED_COLUMNS = tuple(sorted(range(len(COLUMNS)), key=lambda i: COLUMNS[i]))
-KEYS = {i: json.dumps(COLUMNS[i]) + ":" for i in range(len(COLUMNS))}
-_encode_str = json.encoder.encode_basestring  # ensure_ascii=False, as canonical() uses
-_encoded: dict[str, str] = {}
-
-
-def _value(value) -> str:
-    if value.__class__ is str:
-        if len(value) < 48:
-            return _encode_str(value)
-        encoded = _encoded.get(value)
-        if encoded is None:
-            if len(_encoded) >= 65_536:
-                _encoded.clear()
-            encoded = _encoded[value] = _encode_str(value)
-        return encoded
-    if value.__class__ is int:
-        return int.__repr__(value)
-    if value.__class__ is float:
-        return float.__repr__(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))  # bool or anything unusual
-
-
-def canonical_row(row: tuple) -> bytes:
-    """canonical(dict(zip(COLUMNS, row))), faster."""
-    parts = [KEYS[i] + _value(row[i]) for i in SORTED_COLUMNS if row[i] is not None]
-    return ("{" + ",".join(parts) + "}").encode("utf-8")
+canonical = canonical_v1  # signed messages (checkpoints, purges): a JSON object, keys sorted
 
 
 def chain_rows(rows: list[tuple], heads: dict[str, str]) -> tuple[list[tuple], dict[str, str]]:
-    """Rows (COLUMNS order) extended with prev_hash and hash; and the heads after them. `heads`
-    must hold the current head of every node in `rows` (GENESIS for a new one); it is not changed."""
+    """Rows (COLUMNS order) extended with prev_hash and hash (format 2); and the heads after them.
+    `heads` must hold the current head of every node in `rows` (GENESIS for a new one); it is not changed."""
     heads = dict(heads)
     linked = []
     sha256 = hashlib.sha256
     for row in rows:
         node = row[NODE]
         prev = heads[node]
-        digest = sha256(prev.encode("ascii") + canonical_row(row)).hexdigest()
+        leaf = sha256(canonical_row(row)).hexdigest()
+        digest = sha256((prev + leaf).encode("ascii")).hexdigest()
         linked.append((*row, prev, digest))
         heads[node] = digest
     return linked, heads
@@ -92,10 +46,20 @@ class Break:
     reason: str
 
 
-def check_link(prev: str, row: dict) -> Break | None:
+def row_hash(row: dict, version: int = 2) -> str | None:
+    """The hash a stored row should have after its prev_hash, in its chain format; None if the row
+    holds a value the format cannot (a float where an integer belongs)."""
+    try:
+        if version == 1:
+            return link_v1(row["prev_hash"] or "", {column: row[column] for column in COLUMNS})
+        return link_v2(row["prev_hash"] or "", leaf_v2(row))
+    except (ValueError, TypeError):
+        return None
+
+
+def check_link(prev: str, row: dict, version: int = 2) -> Break | None:
     """Whether a stored row continues the chain from `prev`, and if not, how it breaks."""
-    record = {column: row[column] for column in COLUMNS}
-    if row["hash"] != link(row["prev_hash"] or "", record):
+    if row["hash"] != row_hash(row, version):
         return Break(row["id"], "the record does not match its hash: a field was edited")
     if row["prev_hash"] != prev:
         return Break(row["id"], "prev_hash does not match the hit before it: a hit was deleted, inserted or moved here")
@@ -198,8 +162,8 @@ def trusted_keys(settings, extra=()) -> frozenset[str]:
 
 # -- verification -----------------------------------------------------------------------------
 
-def _walk(rows, prev: str, count: int, purged: int, before_chain: int, legacy_last_id: int, checkpoints: dict,
-          seen_at: dict):
+def _walk(rows, prev: str, count: int, purged: int, before_chain: int, legacy_last_id: int, v1_last_id: int,
+          checkpoints: dict, seen_at: dict):
     """Check one chunk of a node's chain; returns the state to carry on with, and the first break."""
     for row in rows:
         if row["id"] < 1:
@@ -207,7 +171,7 @@ def _walk(rows, prev: str, count: int, purged: int, before_chain: int, legacy_la
         if row["hash"] is None and count == purged and row["id"] <= legacy_last_id:
             before_chain += 1  # stored before this database had the chain (schema version < 5)
             continue
-        broken = Break(row["id"], "a hit without a hash inside the chain") if row["hash"] is None else check_link(prev, row)
+        broken = Break(row["id"], "a hit without a hash inside the chain") if row["hash"] is None else check_link(prev, row, 1 if row["id"] <= v1_last_id else 2)
         if broken:
             return prev, count, before_chain, broken
         prev, count = row["hash"], count + 1
@@ -225,13 +189,14 @@ async def verify(store: Store, node: str | None = None, trusted: frozenset[str] 
     chain no longer reaches, or passes with another head, means the database was cut or rewritten.
     A checkpoint's RFC 3161 token is checked against `tsa_certificate` (PEM): an invalid one fails."""
     report = {"ok": True, "nodes": [], "trusted_keys": sorted(trusted)}
-    legacy = await store.legacy_unhashed()
+    legacy, v1 = await store.legacy_unhashed(), await store.chain_v1()
     witnessed: dict[str, list[dict]] = {}
     for cp in witness or ():
         witnessed.setdefault(cp["node"], []).append(cp)
     names = [node] if node else sorted(set(await store.nodes()) | set(witnessed))
     for name in names:
-        result = await _verify_node(store, name, trusted, legacy.get(name, 0), witnessed.get(name, []), tsa_certificate)
+        result = await _verify_node(store, name, trusted, legacy.get(name, 0), v1.get(name, 0), witnessed.get(name, []),
+                                    tsa_certificate)
         report["ok"] = report["ok"] and result["ok"]
         report["nodes"].append(result)
     return report
@@ -297,7 +262,7 @@ def _timestamp(node: str, cp: dict, tsa_certificate: bytes | None) -> dict:
     return {"status": "valid" if ok else "invalid", "time": time, "problem": problem}
 
 
-async def _verify_node(store: Store, node: str, trusted: frozenset[str], legacy_last_id: int,
+async def _verify_node(store: Store, node: str, trusted: frozenset[str], legacy_last_id: int, v1_last_id: int,
                        witnessed: list[dict], tsa_certificate: bytes | None = None) -> dict:
     made = await store.checkpoints(node)  # in the order they were made
     checkpoints = {cp["count"]: cp for cp in (*made, *witnessed)}  # the positions to note while walking
@@ -310,7 +275,7 @@ async def _verify_node(store: Store, node: str, trusted: frozenset[str], legacy_
     async for rows in store.iter_chain(node):
         # Hashing a long chain takes seconds: in a worker thread, so the listeners keep answering.
         prev, count, before_chain, broken = await asyncio.to_thread(
-            _walk, rows, prev, count, purged, before_chain, legacy_last_id, checkpoints, seen_at)
+            _walk, rows, prev, count, purged, before_chain, legacy_last_id, v1_last_id, checkpoints, seen_at)
         if broken:
             break
     # Checking a token is a CMS signature and a certificate chain: in a worker thread too.

@@ -342,7 +342,8 @@ class Ingest:
             if pending == 0 or not (due or pending >= self.settings.checkpoint_every_hits):
                 continue
             if clock is None:  # once a round: a step is the round's, whichever nodes it checkpoints
-                clock = json.dumps(clock_state(self.clock_watch), sort_keys=True)
+                # (asks the NTP daemon too, up to 2 s: in a worker thread, so the journal keeps draining)
+                clock = json.dumps(await asyncio.to_thread(clock_state, self.clock_watch), sort_keys=True)
             at = utc_text()
             count, head, last_id = self.chain_length[node], self.heads[node], await self.store.last_id_of(node)
             public_key = signature = None

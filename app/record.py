@@ -155,7 +155,8 @@ class RowBuilder:
             client_ip_key=ip_key(hit.client_ip),
             client_kind=hit.client_kind,
             account=hit.account,
-            device=json.dumps(hit.device, ensure_ascii=False, sort_keys=True) if hit.device else None,
+            # Compact, keys sorted: the chain's canonical form, so chain_format uses the text as it is.
+            device=json.dumps(hit.device, ensure_ascii=False, sort_keys=True, separators=(",", ":")) if hit.device else None,
             password_hmac=remember(self._hmacs, hit.password, lambda password: password_hmac(password, self.match_key) or "")
             or None if hit.password else None,
             country=place.country,

@@ -366,13 +366,6 @@ class Tally:
         }
 
 
-def outside_chain(hit: dict) -> bool:
-    """A stored row with an id below 1: seized never makes one (ids start at 1), so it is outside
-    every hash chain; whoever can write the database can insert one. Never counted or shown."""
-    hit_id = hit.get("id")
-    return hit_id is not None and hit_id < 1
-
-
 def case_domains_of(domains: list[dict], case_ref: str) -> list[str]:
     """The domains (active or not) among `domains` (list_domains rows) whose case reference is `case_ref`."""
     return sorted(row["name"] for row in domains if (row.get("case_ref") or "").strip() == case_ref.strip())
@@ -403,23 +396,18 @@ async def match(store: Store, domains: list[str], accounts: list[str], tuple_lim
     for account in accounts:
         by_key.setdefault(normalise_account(account), []).append(account)
     others: dict[str, Tally] = {}
-    outside = 0
     for domain in domains:
-        async for chunk in store.iter_hits_by_time(HitFilter(domain=domain)):
+        async for chunk in store.iter_hits_by_time(HitFilter(domain=domain)):  # rows outside the chain left out
             for hit in chunk:
-                if outside_chain(hit):
-                    outside += 1
-                    continue
                 account, mac = hit_accounts(hit)
                 matched = {subject for key in (account, mac) if key in by_key for subject in by_key[key]}
                 for subject in matched:
                     tallies[subject].add(hit)
                 if unmatched and not matched and account is not None:
                     others.setdefault(account, Tally(0)).add(hit)
-    if hasattr(store, "outside_chain"):  # a store whose readers leave such rows out counts them itself
-        outside = 0
-        for domain in domains:
-            outside += await store.outside_chain(HitFilter(domain=domain))
+    outside = 0  # and counted (ids below 1: an index range)
+    for domain in domains:
+        outside += await store.outside_chain(HitFilter(domain=domain))
     return Matched(tallies, others, outside)
 
 

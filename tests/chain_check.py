@@ -2,7 +2,7 @@
 the chain", "Retention") with hashlib and json, reading the database with sqlite3 or psycopg (helpers.sql), none of seized's code, so a test that
 uses it does not check the app against itself.
 
-    hash = SHA-256(prev_hash || canonical JSON of the stored record)
+    hash = SHA-256(prev_hash || SHA-256(canonical record))   (format 2; format 1 for older hits)
 
 A node's chain starts at 64 zeros, or, once hits were purged, at the `head_at_cut` of its latest
 purge record. A hit missing at the start of a chain that no purge record accounts for, a hit missing
@@ -44,12 +44,31 @@ class NodeChain:
         return self.purged_chained + self.hits
 
 
-def record_hash(prev_hash: str, row: dict) -> str:
-    """The README's recipe: every column of `hits` but id, prev_hash and hash, nulls left out,
-    keys sorted, no whitespace, non-ASCII as itself."""
-    record = {k: v for k, v in row.items() if k not in ("id", "prev_hash", "hash") and v is not None}
-    text = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256((prev_hash + text).encode("utf-8")).hexdigest()
+FORMAT_2 = ("uid received_at node host domain scheme method path query http_version client_ip client_port peer_ip "
+            "peer_port server_port headers user_agent body_size body_sha256 status duration_us error client_kind "
+            "account device password_hmac country city asn as_org").split()
+
+
+def record_hash(prev_hash: str, row: dict, format_1: bool = False) -> str:
+    """The README's recipes. Format 2: leaf = SHA-256 of the JSON array [2, each field of the list in
+    order] (no whitespace, non-ASCII as itself, the duration in whole microseconds, headers and
+    device as JSON values, device keys sorted), hash = SHA-256(prev_hash || leaf). Format 1 (hits
+    up to the id `chain_v1` records): every column of `hits` but id, prev_hash and hash, nulls left
+    out, keys sorted, no whitespace, non-ASCII as itself."""
+    if format_1:
+        record = {k: v for k, v in row.items() if k not in ("id", "prev_hash", "hash") and v is not None}
+        text = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256((prev_hash + text).encode("utf-8")).hexdigest()
+    values = [2]
+    for name in FORMAT_2:
+        if name == "duration_us":
+            values.append(round(row["duration_ms"] * 1000))
+        elif name in ("headers", "device") and isinstance(row[name], str):
+            values.append(json.loads(row[name]))
+        else:
+            values.append(row[name])
+    leaf = hashlib.sha256(json.dumps(values, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    return hashlib.sha256((prev_hash + leaf.hexdigest()).encode("ascii")).hexdigest()
 
 
 def check_chains(database) -> dict[str, NodeChain]:
@@ -91,6 +110,8 @@ def check_node(query, node: str) -> NodeChain:
 
     # The stored hits: the first links to the anchor, each next one to the one before it.
     rows = query("SELECT * FROM hits WHERE node = ? ORDER BY id", (node,))
+    format_1 = query("SELECT last_id FROM chain_v1 WHERE node = ?", (node,))
+    format_1_last_id = format_1[0]["last_id"] if format_1 else 0
     chain.hits = len(rows)
     last_purged_id = purges[-1]["last_id"] if purges else 0
     inside = [row["id"] for row in rows if row["id"] <= last_purged_id]
@@ -113,7 +134,7 @@ def check_node(query, node: str) -> NodeChain:
             else:
                 chain.problems.append(f"hit {row['id']}: prev_hash does not match the hit before it: a hit was "
                                       f"deleted, inserted or moved here")
-        if row["hash"] != record_hash(row["prev_hash"], row):
+        if row["hash"] != record_hash(row["prev_hash"], row, row["id"] <= format_1_last_id):
             chain.problems.append(f"hit {row['id']}: the record does not match its hash: a field was edited")
         prev = row["hash"]
         at_position[position] = (row["hash"], row["id"])

@@ -47,13 +47,17 @@ def test_plan_and_packages_for_isps(tmp_path, fresh_server):
 
     for blob in (out.read_bytes(), via_api.content):
         with zipfile.ZipFile(io.BytesIO(blob)) as archive:
-            assert sorted(archive.namelist()) == ["README.txt", "hits.csv", "manifest.json"]
+            assert sorted(archive.namelist()) == ["README.txt", "chain-1.txt", "hits.csv", "manifest.json", "records.jsonl",
+                                                  "verify.js"]  # no signing key here: no manifest.sig
             hits_csv = archive.read("hits.csv")
             manifest = json.loads(archive.read("manifest.json"))
             readme = archive.read("README.txt").decode()
         rows = list(csv.DictReader(io.StringIO(hits_csv.decode(), newline="")))
-        assert list(rows[0]) == ["client_ip", "client_port", "timestamp_utc", "domain", "method", "path", "user_agent",
-                                 "server_port", "scheme", "node", "id", "uid", "prev_hash", "hash"]
+        assert list(rows[0]) == ["client_ip", "client_port", "timestamp_utc", "destination_port", "protocol", "domain", "method",
+                                 "path", "user_agent", "server_port", "scheme", "node", "position", "id", "uid", "prev_hash",
+                                 "hash"]
+        # behind the proxy (the TCP peer is not the client): the port the client named, else its scheme's
+        assert {(r["destination_port"], r["protocol"]) for r in rows} == {("80", "TCP")}
         stored = {r["id"]: r for r in server.sql("SELECT id, uid, prev_hash, hash, node, server_port, scheme FROM hits")}
         for row in rows:  # each row tied to its place in the chain, as stored
             assert {k: str(v) for k, v in stored[int(row["id"])].items()} == {k: row[k] for k in stored[int(row["id"])]}

@@ -5,13 +5,13 @@ from __future__ import annotations
 import tempfile
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from ..domains import load_table
 from ..evidence import verify
-from ..package import write_package
+from ..package import PackageError, write_package
 from ..query import HitFilter
 from .auth import ERRORS, problem, require
 from .deps import StoreDep
@@ -113,8 +113,8 @@ async def plan(request: Request, store: StoreDep, filters: Annotated[HitFilter, 
 
 
 @router.get("/package", dependencies=[Depends(require("investigator"))], responses={
-    422: problem("invalid filter"),
-    200: {"description": "a ZIP: hits.csv, manifest.json, README.txt", "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+    422: problem("invalid filter"), 409: problem("the hash chain does not prove the rows (run verify)"),
+    200: {"description": "a ZIP: hits.csv, records.jsonl, chain-N.txt, manifest.json (+ .sig, .tsr), verify.js, README.txt", "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
 })
 async def package(request: Request, store: StoreDep, filters: Annotated[HitFilter, Query()]) -> StreamingResponse:
     """One matching package for one ISP data request (usually filtered by `asn`, `since`, `until`)."""
@@ -123,7 +123,11 @@ async def package(request: Request, store: StoreDep, filters: Annotated[HitFilte
     notice = table.match(filters.domain) if filters.domain else table.default
     texts = state.languages[notice.language if notice.language in state.languages else "en"]
     spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # large packages go to disk, not memory
-    manifest = await write_package(store, filters, spool, notice, texts)
+    try:
+        manifest = await write_package(store, filters, spool, notice, texts, state.settings)
+    except PackageError as error:
+        spool.close()
+        raise HTTPException(409, f"no package: {error}") from None
     request.state.audit_rows = manifest["rows"]
     spool.seek(0)
 

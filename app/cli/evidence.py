@@ -85,10 +85,11 @@ def evidence_package(
     config: ConfigOption = None,
     db: DbOption = None,
 ):
-    """One matching package for one ISP data request: hits.csv, manifest.json, README.txt."""
+    """One matching package for one ISP data request, checkable offline: hits.csv, records.jsonl,
+    chain-N.txt, manifest.json (signed), verify.js, README.txt."""
     from ..domains import load_table
     from ..notice.texts import load_languages
-    from ..package import write_package
+    from ..package import PackageError, write_package
 
     settings = cli_settings(config, db=db)
     languages = load_languages()
@@ -97,9 +98,50 @@ def evidence_package(
         table = await load_table(store, settings.notice)
         notice = table.match(filters.domain) if filters.domain else table.default
         with open(out, "wb") as target:
-            return await write_package(store, filters, target, notice, languages.get(notice.language, languages["en"]))
-    manifest = audited_read(settings.db, build, "seized evidence package", filters.active(), count=lambda m: m["rows"])
+            return await write_package(store, filters, target, notice, languages.get(notice.language, languages["en"]),
+                                       settings)
+    try:
+        manifest = audited_read(settings.db, build, "seized evidence package", filters.active(), count=lambda m: m["rows"])
+    except PackageError as error:
+        out.unlink(missing_ok=True)
+        typer.echo(f"error: no package: {error}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"{out}: {manifest['rows']} hits, hits.csv sha256 {manifest['files']['hits.csv']}")
+    if manifest["signer"] is None:
+        typer.echo("warning: no signing_key_file in the config: the package is unsigned, so no one can check it "
+                   "offline (seized evidence check needs a signer's key)", err=True)
+
+
+@evidence_app.command("check")
+def evidence_check(
+    package: Annotated[Path, typer.Argument(help="The package (ZIP) to check.")],
+    public_key: Annotated[list[str], typer.Option(
+        "--public-key", help="The signer's public key: 64 hex digits or a PEM file; repeatable.")],
+    tsa_certificate: Annotated[Optional[Path], typer.Option(
+        "--tsa-certificate", help="The TSA's CA chain (PEM), to check the manifest's RFC 3161 token.")] = None,
+):
+    """Check an evidence package offline, with no database: its signature by a pinned key, every
+    file's hash, every row's hash and its place in the signed chain. Exits 1 if anything is wrong."""
+    from ..evidence import public_key_of
+    from ..package_check import check_package
+    from ..tsa import load_certificates
+
+    try:
+        pinned = frozenset(public_key_of(key) for key in public_key)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--public-key") from None
+    try:
+        tsa_pem = load_certificates(tsa_certificate) if tsa_certificate is not None else None
+    except (OSError, ValueError) as error:
+        raise typer.BadParameter(f"{tsa_certificate}: {error}", param_hint="--tsa-certificate") from None
+    report = check_package(package, pinned, tsa_pem)
+    for note in report["notes"]:
+        typer.echo(f"note: {note}")
+    for problem in report["problems"]:
+        typer.echo(f"FAIL {problem}")
+    typer.echo(f"{package}: {report['rows']} rows, " + ("OK" if report["ok"] else f"FAILED: {len(report['problems'])} problems"))
+    if not report["ok"]:
+        raise typer.Exit(1)
 
 
 @evidence_app.command("plan")

@@ -439,3 +439,15 @@ ALTER TABLE checkpoints ADD COLUMN clock TEXT;
 SQLITE.append("""
 ALTER TABLE checkpoints ADD COLUMN tsa_token TEXT;
 """)
+
+# 16: chain format 2 (chain_format.py: a fixed field list, integers only, each record hashed to a
+# leaf). Hits stored until now keep format 1: `chain_v1` records, per node, the last id hashed so.
+SQLITE.append("""
+CREATE TABLE chain_v1 (node TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
+INSERT INTO chain_v1 (node, last_id)
+    SELECT node, MAX(id) FROM hit_rows WHERE hash IS NOT NULL AND id > 0 GROUP BY node;
+CREATE TRIGGER chain_v1_no_update BEFORE UPDATE ON chain_v1
+BEGIN SELECT RAISE(ABORT, 'chain_v1 is append-only'); END;
+CREATE TRIGGER chain_v1_no_delete BEFORE DELETE ON chain_v1
+BEGIN SELECT RAISE(ABORT, 'chain_v1 is append-only'); END;
+""")

@@ -389,9 +389,8 @@ class PostgresStore:
             "(SELECT encode(h.hash, 'hex') FROM hit_rows h WHERE h.node = r.node AND h.hash IS NOT NULL "
             "ORDER BY h.id DESC LIMIT 1) AS head FROM hit_rows r GROUP BY node ORDER BY node")
 
-    async def iter_chain(self, node: str, chunk: int = 2000):
-        """As SQLiteStore.iter_chain: every hit of the node, ids below 1 too."""
-        after = None
+    async def iter_chain(self, node: str, chunk: int = 2000, after: int | None = None):
+        """As SQLiteStore.iter_chain: every hit of the node, ids below 1 too; or those after id `after`."""
         while True:
             if after is None:
                 rows = await self._all(f"{self._select()} WHERE r.node = $1 ORDER BY r.id LIMIT $2", node, chunk)
@@ -426,6 +425,14 @@ class PostgresStore:
 
     async def legacy_unhashed(self) -> dict[str, int]:
         return {row["node"]: row["last_id"] for row in await self._all("SELECT node, last_id FROM legacy_unhashed")}
+
+    async def chain_position(self, node: str, hit_id: int) -> int:
+        stored = await self.pool.fetchval("SELECT COUNT(hash) FROM hit_rows WHERE node = $1 AND id > 0 AND id <= $2",
+                                          node, hit_id)
+        return stored + sum(p["chained"] for p in await self.purges(node))
+
+    async def chain_v1(self) -> dict[str, int]:
+        return {row["node"]: row["last_id"] for row in await self._all("SELECT node, last_id FROM chain_v1")}
 
     async def purge_before(self, cutoff: str, signer=None) -> list[dict]:
         """Drop the partitions (whole months) of hits all received before `cutoff`, recording first

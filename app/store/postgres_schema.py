@@ -148,6 +148,9 @@ POSTGRES = [
     CREATE TABLE legacy_unhashed (  -- filled only by a copy of an SQLite database that has such hits
         node text PRIMARY KEY, last_id bigint NOT NULL
     );
+    CREATE TABLE chain_v1 (  -- hits in chain format 1: filled only by a copy of an older SQLite database
+        node text PRIMARY KEY, last_id bigint NOT NULL
+    );
     CREATE TABLE node_leases (
         node text PRIMARY KEY, holder text NOT NULL, claimed_at text NOT NULL, expires_at text NOT NULL
     );
@@ -223,6 +226,7 @@ POSTGRES = [
     + _append_only("checkpoints", "checkpoints")
     + _append_only("purges", "purge records")
     + _append_only("legacy_unhashed", "legacy unhashed ranges")
+    + _append_only("chain_v1", "chain format 1 ranges")
     + _append_only("journal_gaps", "journal gaps")
     + _append_only("header_sets", "header sets")
     + "CREATE VIEW hits AS SELECT " + ", ".join(f"{sql} AS {name}" for name, sql in RECORD_SQL.items())

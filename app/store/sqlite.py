@@ -330,6 +330,15 @@ class SQLiteStore:
         async with self.db.execute("SELECT node, last_id FROM legacy_unhashed") as cursor:
             return {node: last_id for node, last_id in await cursor.fetchall()}
 
+    async def chain_position(self, node: str, hit_id: int) -> int:
+        """The chain position of a node's hit (its count at that hit, purged stretches included)."""
+        stored = (await self._all("SELECT COUNT(hash) AS n FROM hit_rows WHERE node = ? AND id > 0 AND id <= ?",
+                                  [node, hit_id]))[0]["n"]
+        return stored + sum(p["chained"] for p in await self.purges(node))
+
+    async def chain_v1(self) -> dict[str, int]:
+        return {row["node"]: row["last_id"] for row in await self._all("SELECT node, last_id FROM chain_v1", [])}
+
     async def purge_before(self, cutoff: str, signer=None) -> list[dict]:
         """Every node's hits received before `cutoff`, each node's as one stretch (purge)."""
         return [record for node in await self.nodes() if (record := await self.purge(node, cutoff, signer))]
@@ -369,10 +378,9 @@ class SQLiteStore:
             "(SELECT h.hash FROM hits h WHERE h.node = r.node AND h.hash IS NOT NULL ORDER BY h.id DESC LIMIT 1) AS head "
             "FROM hit_rows r GROUP BY node ORDER BY node", [])
 
-    async def iter_chain(self, node: str, chunk: int = 2000):
+    async def iter_chain(self, node: str, chunk: int = 2000, after: int | None = None):
         """A node's hits in chain order (id order), with their hashes, `chunk` at a time; every one,
-        ids below 1 too (none is made by seized: verify must see a forged one)."""
-        after = None
+        ids below 1 too (none is made by seized: verify must see a forged one); or those after id `after`."""
         while True:
             if after is None:
                 rows = await self._all(f"{hit_select()} WHERE r.node = ? ORDER BY r.id LIMIT ?", [node, chunk])

@@ -1,4 +1,4 @@
-"""app/evidence.py: canonical JSON, the hash chain's links, and checkpoint signatures."""
+"""app/evidence.py: canonical JSON of signed messages, the hash chain's links, and checkpoint signatures."""
 
 import hashlib
 import json
@@ -6,7 +6,8 @@ import json
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from app.evidence import (GENESIS, canonical, canonical_row, chain_rows, check_link, checkpoint_message, link, new_signing_key,
+from app.chain_format import link_v1
+from app.evidence import (GENESIS, canonical, chain_rows, check_link, checkpoint_message, new_signing_key,
                           public_key_hex, sign, signature_valid, load_signing_key)
 from app.record import COLUMNS
 
@@ -30,35 +31,11 @@ def test_canonical(record, text):
     assert canonical(record) == text.encode("utf-8") == readme_canonical(record)
 
 
-VALUE = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.integers(-(2**70), 2**70),
-    st.floats(allow_nan=False, allow_infinity=False), st.sampled_from([12.0, 0.1 + 0.2, -0.0, 1e16, 1e-5, 5e-324, 1.7976931348623157e308]),
-    st.text(max_size=10), st.text(min_size=40, max_size=120),  # long strings take canonical_row's remembered path
-    st.text(st.characters(max_codepoint=0x20), max_size=60), st.sampled_from(["\u2028\u2029", "\ud7ff\ue000\uffff", "\U0010ffff"]),
-)
-
-
-@PROPERTY
-@given(st.lists(VALUE, min_size=len(COLUMNS), max_size=len(COLUMNS)))
-def test_canonical_row_is_canonical_of_the_dict(row):
-    row = tuple(row)
-    assert canonical_row(row) == canonical(dict(zip(COLUMNS, row))) == readme_canonical(dict(zip(COLUMNS, row)))
-    assert canonical_row(row) == canonical_row(row)  # the second time from the remembered encodings
-
-
-def test_canonical_row_of_a_realistic_row():
-    from app.capture import Hit
-    from app.record import to_row
-    row = to_row(Hit(1, "node-1", b"h", None, "http", "GET", b"/", b"password=x", "1.1", "1.2.3.4", 5, "1.2.3.4", 5, 80,
-                     [(b"user-agent", b"VLC/3.0.20 LibVLC/3.0.20 " * 3)], duration_ms=12.0, uid="u"))
-    assert canonical_row(row) == canonical(dict(zip(COLUMNS, row)))
-    assert b'"duration_ms":12.0' in canonical_row(row) and b'"domain"' not in canonical_row(row)
-
-
-def test_link():
+def test_link_v1():
+    """Format 1, kept for hits stored before schema 16."""
     record = {"a": 1}
-    assert link(GENESIS, record) == hashlib.sha256(b"0" * 64 + b'{"a":1}').hexdigest()
-    assert link(GENESIS, {"a": 1, "b": None}) == link(GENESIS, record)  # a null column added later changes nothing
+    assert link_v1(GENESIS, record) == hashlib.sha256(b"0" * 64 + b'{"a":1}').hexdigest()
+    assert link_v1(GENESIS, {"a": 1, "b": None}) == link_v1(GENESIS, record)  # a null column added later changes nothing
 
 
 def rows(n, nodes=("node-1",)):
@@ -69,6 +46,19 @@ def rows(n, nodes=("node-1",)):
                    path="/", client_ip="1.2.3.4", client_port=1000 + i, status=451, duration_ms=0.5 * i, headers="[]")
         out.append(tuple(row[c] for c in COLUMNS))
     return out
+
+
+def spec_hash(prev: str, row: dict) -> str:
+    """Format 2 as the README states it, written out independently of app/chain_format.py."""
+    values = [2] + [round(row["duration_ms"] * 1000) if n == "duration_us" else
+                    json.loads(row[n]) if n in ("headers", "device") and row[n] is not None else row[n] for n in SPEC_FIELDS]
+    leaf = hashlib.sha256(json.dumps(values, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256((prev + leaf).encode()).hexdigest()
+
+
+SPEC_FIELDS = ("uid received_at node host domain scheme method path query http_version client_ip client_port peer_ip "
+               "peer_port server_port headers user_agent body_size body_sha256 status duration_us error client_kind "
+               "account device password_hmac country city asn as_org").split()
 
 
 def stored(linked):
@@ -85,7 +75,7 @@ def test_chain_rows_links_each_node_separately():
         for row in stored(linked):
             if row["node"] == node:
                 assert check_link(prev, row) is None
-                assert row["hash"] == hashlib.sha256((prev + readme_canonical(row).decode()).encode()).hexdigest()
+                assert row["hash"] == spec_hash(prev, row)
                 prev = row["hash"]
         assert new_heads[node] == prev
 

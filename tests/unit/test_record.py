@@ -167,7 +167,7 @@ def test_bytes_as_sent_and_odd_values():
     row = as_dict(RowBuilder().row(h))
     assert (row["host"], row["path"], row["query"]) == ("\\xffhost\\x00", "/\u00e9t\\xe9", "")
     assert json.loads(row["headers"]) == [["x-odd", "\\x00\\xff"], ["user-agent", "\\xe9"]] and row["user_agent"] == "\\xe9"
-    assert row["device"] == '{"model": "MAG250", "sn": "S1"}' and row["duration_ms"] == 0.0 and row["password_hmac"] is None
+    assert row["device"] == '{"model":"MAG250","sn":"S1"}' and row["duration_ms"] == 0.0 and row["password_hmac"] is None
     assert row["uid"].startswith(f"{h.received_at_ns:016x}") and len(row["uid"]) == 32  # made up when the journal gave none
     assert as_dict(RowBuilder().row(hit(headers=[])))["user_agent"] is None
 
