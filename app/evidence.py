@@ -74,11 +74,13 @@ def checkpoint_message(node: str, count: int, last_id: int, head: str, at: str, 
     return canonical(fields if clock is None else {**fields, "clock": clock})
 
 
-PURGE_FIELDS = ("node", "at", "cutoff", "first_id", "last_id", "hits", "chained", "head_at_cut")
+PURGE_FIELDS = ("node", "at", "cutoff", "first_id", "last_id", "hits", "chained", "head_at_cut", "checkpoint_id")
 
 
 def purge_message(record: dict) -> bytes:
-    return canonical({k: record[k] for k in PURGE_FIELDS})
+    """What a purge record's signature covers (a record from before schema 17 has no checkpoint_id:
+    canonical() leaves the null out, so its message is as it was)."""
+    return canonical({k: record.get(k) for k in PURGE_FIELDS})
 
 
 def purge_signer(private_key):
@@ -262,6 +264,22 @@ def _timestamp(node: str, cp: dict, tsa_certificate: bytes | None) -> dict:
     return {"status": "valid" if ok else "invalid", "time": time, "problem": problem}
 
 
+def _purge_checkpoint(purge: dict, position: int, by_id: dict, made: list[dict]) -> str | None:
+    """A purge (schema 17 on) names the first checkpoint whose chain passes through its cut: it must
+    be there, of this node, at or after the cut, the first such, and at the cut's head if at the cut."""
+    if purge.get("checkpoint_id") is None:
+        return None  # a purge from before schema 17: checked against the checkpoints by position only
+    cp = by_id.get(purge["checkpoint_id"])
+    if cp is None:
+        return "the checkpoint it names is not among this node's checkpoints"
+    first = next((c for c in made if c["count"] >= position), None)
+    if cp["count"] < position or cp is not first:
+        return "the checkpoint it names is not the first one after its cut"
+    if cp["count"] == position and cp["head"] != purge["head_at_cut"]:
+        return "its cut differs from the checkpoint it names"
+    return None
+
+
 async def _verify_node(store: Store, node: str, trusted: frozenset[str], legacy_last_id: int, v1_last_id: int,
                        witnessed: list[dict], tsa_certificate: bytes | None = None) -> dict:
     made = await store.checkpoints(node)  # in the order they were made
@@ -296,6 +314,7 @@ async def _verify_node(store: Store, node: str, trusted: frozenset[str], legacy_
                 "problem": _against_chain(cp, purged, count, broken, seen_at), "signature": _signature(node, cp, trusted)}
                for cp in witnessed]
     cuts, position, last_id = [], 0, None  # purges: signed, one after another, and where checkpoints agree
+    by_id = {cp["id"]: cp for cp in made}
     for p in purges:
         position += p["chained"]
         at_cut = checkpoints.get(position)
@@ -304,8 +323,8 @@ async def _verify_node(store: Store, node: str, trusted: frozenset[str], legacy_
         elif at_cut is not None and p["chained"] and at_cut["head"] != p["head_at_cut"]:
             problem = "its cut differs from the checkpoint at that position"
         else:
-            problem = None
-        cuts.append({k: p[k] for k in ("at", "cutoff", "first_id", "last_id", "hits", "head_at_cut")}
+            problem = _purge_checkpoint(p, position, by_id, made)
+        cuts.append({k: p.get(k) for k in ("at", "cutoff", "first_id", "last_id", "hits", "head_at_cut", "checkpoint_id")}
                     | {"problem": problem, "signature": _signed(p, purge_message(p), trusted)})
         last_id = p["last_id"]
     accepted = ("valid",) if trusted else ("valid", "unsigned")

@@ -132,6 +132,24 @@ def test_purge_then_verify(purged):
             assert "append-only" in str(error)
 
 
+def test_a_purge_names_the_checkpoint_over_its_cut(purged, tmp_path):
+    """Each purge record names the first checkpoint whose chain passes through its cut; verify checks
+    that it is there, the first such, and at the cut's head when at the cut (unsigned here: what a
+    pinned signer adds is in test_purge_records_are_signed_and_a_forged_one_fails_a_pinned_verify)."""
+    cuts = {p["node"]: p for p in sql(f"sqlite:///{purged.snapshot}", "SELECT * FROM purges")}
+    checkpoints = {c["id"]: c for c in sql(f"sqlite:///{purged.snapshot}", "SELECT * FROM checkpoints")}
+    named = checkpoints[cuts["seed"]["checkpoint_id"]]
+    assert named["node"] == "seed" and named["count"] >= cuts["seed"]["chained"]
+    reported = {n["node"]: n["purged"][0] for n in verify(f"sqlite:///{purged.snapshot}")["nodes"]}
+    assert reported["seed"]["checkpoint_id"] == named["id"] and reported["seed"]["problem"] is None
+    other = next(c["id"] for c in checkpoints.values() if c["node"] == "old-node")
+    for checkpoint_id, said in ((999, "is not among this node's checkpoints"), (other, "is not among this node's checkpoints")):
+        copy = tampered(purged.snapshot, tmp_path, f"UPDATE purges SET checkpoint_id = {checkpoint_id} WHERE node = 'seed'")
+        report = verify(f"sqlite:///{copy}")
+        problem = {n["node"]: n["purged"][0]["problem"] for n in report["nodes"]}["seed"]
+        assert report["exit"] == 1 and said in problem
+
+
 def first_id(db_path, node: str, offset: int = 0) -> int:
     with closing(sqlite3.connect(db_path)) as conn:
         return conn.execute("SELECT id FROM hits WHERE node = ? ORDER BY id LIMIT 1 OFFSET ?", (node, offset)).fetchone()[0]

@@ -451,3 +451,9 @@ BEGIN SELECT RAISE(ABORT, 'chain_v1 is append-only'); END;
 CREATE TRIGGER chain_v1_no_delete BEFORE DELETE ON chain_v1
 BEGIN SELECT RAISE(ABORT, 'chain_v1 is append-only'); END;
 """)
+
+# 17: a purge names the checkpoint that covers its cut (the first one whose chain passes through it,
+# signed before the purge); verify checks the cut against it.
+SQLITE.append("""
+ALTER TABLE purges ADD COLUMN checkpoint_id INTEGER;
+""")

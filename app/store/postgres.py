@@ -450,9 +450,15 @@ class PostgresStore:
                     "SELECT node, MIN(id) AS first_id, MAX(id) AS last_id, COUNT(*) AS hits, COUNT(hash) AS chained, "
                     "(SELECT MIN(k.id) FROM hit_rows k WHERE k.node = r.node AND k.received_at >= $1) AS first_kept "
                     "FROM hit_rows r WHERE received_at < $1 GROUP BY node ORDER BY node", boundary)
-                if all(s["first_kept"] is None or s["last_id"] < s["first_kept"] for s in stretches):
+                covering = {s["node"]: await conn.fetchval(
+                    "SELECT MIN(id) FROM checkpoints WHERE node = $1 AND last_id >= $2", s["node"], s["last_id"])
+                    for s in stretches}
+                if not all(s["first_kept"] is None or s["last_id"] < s["first_kept"] for s in stretches):
+                    log.warning("retention keeps the month from %s: it holds hits stored after later ones", months[-1])
+                elif None in covering.values():
+                    log.warning("retention keeps the month from %s: no checkpoint covers its last hits yet", months[-1])
+                else:
                     break
-                log.warning("retention keeps the month from %s: it holds hits stored after later ones", months[-1])
                 months.pop()
             if not months:
                 return []
@@ -465,7 +471,8 @@ class PostgresStore:
                     earlier = await conn.fetchval("SELECT head_at_cut FROM purges WHERE node = $1 ORDER BY id DESC LIMIT 1", node)
                     head = earlier or GENESIS
                 record = {"node": node, "at": utc_text(), "cutoff": utc_text(boundary),
-                          **{k: stretch[k] for k in ("first_id", "last_id", "hits", "chained")}, "head_at_cut": head}
+                          **{k: stretch[k] for k in ("first_id", "last_id", "hits", "chained")}, "head_at_cut": head,
+                          "checkpoint_id": covering[node]}  # the first checkpoint whose chain passes through the cut
                 record["public_key"], record["signature"] = signer(record) if signer else (None, None)
                 await conn.execute(f"INSERT INTO purges ({', '.join(record)}) VALUES "
                                    f"({', '.join(f'${i + 1}' for i in range(len(record)))})", *record.values())

@@ -143,7 +143,7 @@ POSTGRES = [
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         node text NOT NULL, at text NOT NULL, cutoff text NOT NULL,
         first_id bigint NOT NULL, last_id bigint NOT NULL, hits bigint NOT NULL, chained bigint NOT NULL,
-        head_at_cut text NOT NULL, public_key text, signature text
+        head_at_cut text NOT NULL, public_key text, signature text, checkpoint_id bigint
     );
     CREATE TABLE legacy_unhashed (  -- filled only by a copy of an SQLite database that has such hits
         node text PRIMARY KEY, last_id bigint NOT NULL

@@ -345,11 +345,20 @@ class SQLiteStore:
 
     async def purge(self, node: str, cutoff: str, signer=None) -> dict | None:
         """Delete the node's oldest hits received before `cutoff`, as one stretch from the start of
-        its chain (up to its first hit that is not older), and record the cut. None if nothing to do.
-        The record goes in first: hit_rows refuses a DELETE that no purge record covers."""
+        its chain (up to its first hit that is not older, and no further than a checkpoint covers),
+        and record the cut, naming the first checkpoint whose chain passes through it. None if
+        nothing to do. The record goes in first: hit_rows refuses a DELETE that no purge record covers."""
         first_new = (await self._all("SELECT MIN(id) AS id FROM hit_rows WHERE node = ? AND received_us >= ?",
                                      [node, received_us(cutoff)]))[0]["id"]
         bound = first_new if first_new is not None else (await self.last_id_of(node)) + 1
+        checkpoints = await self.checkpoints(node)
+        if not checkpoints:
+            return None  # nothing signed covers any of those hits yet: they wait for a checkpoint
+        last_purged = (await self._all("SELECT MAX(id) AS id FROM hit_rows WHERE node = ? AND id < ?", [node, bound]))[0]["id"]
+        checkpoint = next((cp for cp in checkpoints if cp["last_id"] >= (last_purged or 0)), None)
+        if checkpoint is None:  # hits newer than the last checkpoint: cut at it
+            checkpoint = max(checkpoints, key=lambda cp: cp["count"])
+            bound = checkpoint["last_id"] + 1
         stretch = (await self._all(
             "SELECT MIN(id) AS first_id, MAX(id) AS last_id, COUNT(*) AS hits, COUNT(hash) AS chained FROM hit_rows "
             "WHERE node = ? AND id < ?", [node, bound]))[0]
@@ -360,7 +369,8 @@ class SQLiteStore:
         earlier = await self.purges(node)
         head_at_cut = last[0]["hash"] if last else (earlier[-1]["head_at_cut"] if earlier else GENESIS)
         record = {"node": node, "at": now_iso(), "cutoff": cutoff, "first_id": stretch["first_id"],
-                  "last_id": stretch["last_id"], "hits": stretch["hits"], "chained": stretch["chained"], "head_at_cut": head_at_cut}
+                  "last_id": stretch["last_id"], "hits": stretch["hits"], "chained": stretch["chained"], "head_at_cut": head_at_cut,
+                  "checkpoint_id": checkpoint["id"]}
         record["public_key"], record["signature"] = signer(record) if signer else (None, None)
         try:
             await self.db.execute(f"INSERT INTO purges ({', '.join(record)}) VALUES ({', '.join('?' * len(record))})",
