@@ -264,6 +264,19 @@ def _timestamp(node: str, cp: dict, tsa_certificate: bytes | None) -> dict:
     return {"status": "valid" if ok else "invalid", "time": time, "problem": problem}
 
 
+def _against_stored(witnessed: dict, stored_at: dict) -> str | None:
+    """A witness line against the database's own copy of that checkpoint: a timestamp token or clock
+    record that the database lost or changed (tokens stripped to hide when a checkpoint was made)."""
+    stored = stored_at.get((witnessed["count"], witnessed["head"]))
+    if stored is None:
+        return None  # not in the database (cut, or purged): _against_chain says what matters
+    for field, what in (("tsa_token", "timestamp token"), ("clock", "clock record"), ("at", "time"),
+                        ("signature", "signature")):
+        if witnessed.get(field) and stored.get(field) != witnessed.get(field):
+            return f"the database's copy of this checkpoint has another {what}, or none: stripped or replaced"
+    return None
+
+
 def _purge_checkpoint(purge: dict, position: int, by_id: dict, made: list[dict]) -> str | None:
     """A purge (schema 17 on) names the first checkpoint whose chain passes through its cut: it must
     be there, of this node, at or after the cut, the first such, and at the cut's head if at the cut."""
@@ -310,8 +323,10 @@ async def _verify_node(store: Store, node: str, trusted: frozenset[str], legacy_
                         "problem": problem, "signature": _signature(node, cp, trusted), "clock": _clock_note(cp),
                         "timestamp": timestamp})
         before = cp
+    stored_at = {(cp["count"], cp["head"]): cp for cp in made}
     witness = [{"at": cp["at"], "count": cp["count"], "head": cp["head"],
-                "problem": _against_chain(cp, purged, count, broken, seen_at), "signature": _signature(node, cp, trusted)}
+                "problem": _against_chain(cp, purged, count, broken, seen_at) or _against_stored(cp, stored_at),
+                "signature": _signature(node, cp, trusted)}
                for cp in witnessed]
     cuts, position, last_id = [], 0, None  # purges: signed, one after another, and where checkpoints agree
     by_id = {cp["id"]: cp for cp in made}

@@ -158,6 +158,16 @@ def test_checkpoints_carry_tokens_that_verify(fresh_server, tsa, tmp_path):
     assert statuses[0]["problem"] and "another message" in statuses[1]["problem"]
     assert all(r["problem"] is None for r in broken["nodes"][0]["checkpoints"])  # the chain itself is intact
 
+    # Every token stripped from the database: "none" is no failure on its own (the TSA may have been
+    # down), but the witness copy still holds them, and says so.
+    tamper(url, ("UPDATE checkpoints SET tsa_token = NULL", ()))
+    stripped = verify(url, "--tsa-certificate", str(tsa.ca))
+    assert stripped["ok"] and {r["timestamp"]["status"] for r in stripped["nodes"][0]["checkpoints"]} == {"none"}
+    caught = verify(url, "--tsa-certificate", str(tsa.ca), "--witness", str(server.directory / "witness" / "checkpoints.jsonl"))
+    assert caught["exit"] == 1 and not caught["ok"]
+    assert {w["problem"] for w in caught["nodes"][0]["witness"]} == {
+        "the database's copy of this checkpoint has another timestamp token, or none: stripped or replaced"}
+
 
 def test_a_tsa_that_is_down_costs_only_the_tokens(fresh_server):
     down = f"http://127.0.0.1:{free_port()}/tsa"  # nothing listens there

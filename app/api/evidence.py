@@ -56,6 +56,7 @@ class Purge(BaseModel):
     last_id: int
     hits: int
     head_at_cut: str
+    checkpoint_id: int | None = None  # the first checkpoint past the cut (none: a purge from before schema 17)
     problem: str | None
     signature: str  # valid, unsigned, invalid, signed by another key
 
