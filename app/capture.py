@@ -28,6 +28,7 @@ class Hit:
     client_port: int | None
     peer_ip: str | None
     peer_port: int | None
+    server_ip: str | None  # the local address the connection arrived at (sockname): behind a proxy, the proxy-facing one
     server_port: int | None
     headers: list[tuple[bytes, bytes]]
     body_size: int = 0
@@ -58,6 +59,13 @@ def make_uid(received_at_ns: int, source: str, sequence: int) -> str:
 # HMAC, GeoIP, the chain) is done by the ingest process, off the request path.
 JOURNAL_FIELDS = (
     "source", "sequence", "received_at_ns", "node", "host", "domain", "scheme", "method", "raw_path", "query", "http_version",
+    "client_ip", "client_port", "peer_ip", "peer_port", "server_ip", "server_port", "headers", "body_size", "body_sha256",
+    "form_body", "status", "duration_ms", "error",
+)
+# The records of versions before server_ip (one field fewer), which a journal may still hold at an
+# upgrade: ingest reads them too, with server_ip None. Frozen: what those versions wrote.
+JOURNAL_FIELDS_WITHOUT_SERVER_IP = (
+    "source", "sequence", "received_at_ns", "node", "host", "domain", "scheme", "method", "raw_path", "query", "http_version",
     "client_ip", "client_port", "peer_ip", "peer_port", "server_port", "headers", "body_size", "body_sha256",
     "form_body", "status", "duration_ms", "error",
 )
@@ -72,6 +80,14 @@ def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         return address.ipv4_mapped
     return address
+
+
+def unmapped(ip: str) -> str:
+    """An IPv4 address seen through a dual-stack socket ('::ffff:192.0.2.1') as itself; any other unchanged."""
+    if ip.startswith("::ffff:"):
+        address = parse_ip(ip)
+        return str(address) if address is not None else ip
+    return ip
 
 
 def parse_node(node: str) -> tuple[str | None, int | None]:

@@ -31,8 +31,8 @@ GENESIS = "0" * 64
 VERSION = 2
 V2_FIELDS = (
     "uid", "received_at", "node", "host", "domain", "scheme", "method", "path", "query", "http_version",
-    "client_ip", "client_port", "peer_ip", "peer_port", "server_port", "headers", "user_agent", "body_size",
-    "body_sha256", "status", "duration_us", "error", "client_kind", "account", "device", "password_hmac",
+    "client_ip", "client_port", "peer_ip", "peer_port", "server_ip", "server_port", "headers", "user_agent",
+    "body_size", "body_sha256", "status", "duration_us", "error", "client_kind", "account", "device", "password_hmac",
     "country", "city", "asn", "as_org",
 )
 # The list is fixed: a field added to the record must come with a new format version.

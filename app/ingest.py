@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from . import journal, tsa
-from .capture import JOURNAL_FIELDS, Hit, make_uid
+from .capture import JOURNAL_FIELDS, JOURNAL_FIELDS_WITHOUT_SERVER_IP, Hit, make_uid
 from .clients import classify
 from .config import Settings
 from .evidence import NODE, chain_rows, checkpoint_message, load_signing_key, public_key_hex, sign
@@ -41,7 +41,11 @@ IDLE = 0.05  # seconds between passes when the journal has nothing new
 CHECK_DATABASE = 0.5  # seconds between checks that the database file is still the one we write
 READ_CAP = 64 * 1024 * 1024  # bytes of a segment read per pass
 FIELD_COUNT = len(JOURNAL_FIELDS)
+# A record's fields by its length: this version's, or an older version's without server_ip (still in
+# a journal at an upgrade). received_at_ns is at the same place in both.
+RECORD_LAYOUTS = {FIELD_COUNT: JOURNAL_FIELDS, len(JOURNAL_FIELDS_WITHOUT_SERVER_IP): JOURNAL_FIELDS_WITHOUT_SERVER_IP}
 RECEIVED_AT = JOURNAL_FIELDS.index("received_at_ns")
+assert all(names.index("received_at_ns") == RECEIVED_AT for names in RECORD_LAYOUTS.values())
 
 
 class DatabaseUnavailable(Exception):
@@ -61,9 +65,12 @@ class HitDecoder:
         self._headers: dict[bytes, tuple] = {}
 
     def hit(self, record: tuple) -> Hit:
-        if len(record) != FIELD_COUNT:
-            raise ValueError(f"a journal record of {len(record)} fields, expected {FIELD_COUNT}")
-        fields = dict(zip(JOURNAL_FIELDS, record))
+        names = RECORD_LAYOUTS.get(len(record))
+        if names is None:
+            raise ValueError(f"a journal record of {len(record)} fields, expected {' or '.join(map(str, RECORD_LAYOUTS))}")
+        fields = dict(zip(names, record))
+        if names is JOURNAL_FIELDS_WITHOUT_SERVER_IP:
+            fields["server_ip"] = None  # written before the listener recorded it
         fields["uid"] = make_uid(fields["received_at_ns"], fields.pop("source"), fields.pop("sequence"))
         fields["duration_ms"] = round(fields["duration_ms"], 3)
         packed = fields["headers"]

@@ -19,7 +19,7 @@ from http import HTTPStatus
 
 import httptools
 
-from .capture import FORM_TYPE
+from .capture import FORM_TYPE, unmapped
 from .protocol import parse_head
 
 log = logging.getLogger("seized.listener")
@@ -85,7 +85,8 @@ class HttpConnection(asyncio.Protocol):
         if self.peer is not None:
             self.peer = self.peer[:2]
         if self.server is not None:
-            self.server = self.server[:2]
+            # (address, port) the connection arrived at: the hit's server_ip and server_port
+            self.server = (unmapped(self.server[0]), self.server[1])
         self.parser = httptools.HttpRequestParser(self)
         self.head = b""
         self.head_size = 0

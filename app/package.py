@@ -61,12 +61,14 @@ def destination_port(record: dict) -> int | None:
 
 
 # The columns of hits.csv, in order: what the ISP looks up first (RFC 6302: source address, port and
-# time; then the destination and protocol a CGNAT look-up may also need), then what the request was,
-# then what ties the row to the hash chain.
+# time; then the destination address, port and protocol a CGNAT look-up may also need), then what the
+# request was, then what ties the row to the hash chain. server_ip is the local address the connection
+# arrived at: behind a proxy, the proxy-facing one (as server_port).
 COLUMNS = {
     "client_ip": lambda r: r["client_ip"],
     "client_port": lambda r: r["client_port"],
     "timestamp_utc": lambda r: r["received_at"][:23] + "Z",
+    "server_ip": lambda r: r["server_ip"],
     "destination_port": destination_port,
     "protocol": lambda r: "TCP",  # the listener serves HTTP over TCP only
     "domain": lambda r: r["domain"],

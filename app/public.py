@@ -242,7 +242,8 @@ class PublicApp:
 
         self.journal.append(encode((
             self._source, next(self._sequence), received_ns, self.node, host, notice.domain, scheme, method, raw_path,
-            query, http_version, client_ip, client_port, peer_ip, peer_port, server[1] if server else None,
+            query, http_version, client_ip, client_port, peer_ip, peer_port,
+            server[0] if server else None, server[1] if server else None,  # the local address: behind a proxy, its side
             self._pack_headers(headers), body_size, body_sha256, form_body, status, (time.perf_counter() - started) * 1000, error,
         )))
         if not isinstance(response_headers, bytes):

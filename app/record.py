@@ -144,6 +144,7 @@ class RowBuilder:
             client_port=hit.client_port,
             peer_ip=hit.peer_ip,
             peer_port=hit.peer_port,
+            server_ip=hit.server_ip,
             server_port=hit.server_port,
             headers=headers,
             user_agent=user_agent,

@@ -83,7 +83,8 @@ def make_hits(count: int, boxes: int, start_ns: int) -> list[Hit]:
         port = rng.randrange(1024, 65536)
         hits.append(Hit(received_at_ns=now, node="node-1", host=HOST.encode(), domain="seized-iptv.example", scheme="http",
                         method="GET", raw_path=target.partition(b"?")[0], query=query, http_version="1.1",
-                        client_ip=addresses[box], client_port=port, peer_ip=addresses[box], peer_port=port, server_port=8080,
+                        client_ip=addresses[box], client_port=port, peer_ip=addresses[box], peer_port=port,
+                        server_ip="192.0.2.80", server_port=8080,
                         headers=headers, status=200, duration_ms=rng.randrange(200, 3000) / 1000,
                         client_kind=info.kind, account=info.account, device=info.device, password=info.password))
     return hits

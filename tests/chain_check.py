@@ -45,7 +45,7 @@ class NodeChain:
 
 
 FORMAT_2 = ("uid received_at node host domain scheme method path query http_version client_ip client_port peer_ip "
-            "peer_port server_port headers user_agent body_size body_sha256 status duration_us error client_kind "
+            "peer_port server_ip server_port headers user_agent body_size body_sha256 status duration_us error client_kind "
             "account device password_hmac country city asn as_org").split()
 
 

@@ -404,7 +404,7 @@ def seed_hits(db_path, count: int, node: str = "seed", start_ns: int | None = No
                     domain="seized-iptv.example" if i % 3 else "iptv-pirata.example", scheme="http",
                     method="GET" if i % 5 else "POST", raw_path=f"/live/user{i}/pass/{i}.ts".encode(), query=b"",
                     http_version="1.1", client_ip=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", client_port=1024 + i % 60000,
-                    peer_ip="127.0.0.1", peer_port=40000, server_port=8080,
+                    peer_ip="127.0.0.1", peer_port=40000, server_ip="127.0.0.1", server_port=8080,
                     headers=[(b"host", b"seized-iptv.example"), (b"user-agent", agent)], status=451))
                     for i in range(offset, min(count, offset + 20_000))], heads)
                 await store.insert_hits(linked)
@@ -424,6 +424,13 @@ def seed_hits(db_path, count: int, node: str = "seed", start_ns: int | None = No
 JOURNAL_MAGIC = b"SZJ1"
 JOURNAL_FIELDS = (
     "source", "sequence", "received_at_ns", "node", "host", "domain", "scheme", "method", "raw_path", "query", "http_version",
+    "client_ip", "client_port", "peer_ip", "peer_port", "server_ip", "server_port", "headers", "body_size", "body_sha256",
+    "form_body", "status", "duration_ms", "error",
+)
+# What versions before server_ip wrote: one field fewer. A journal may still hold such records at an
+# upgrade, and ingest must read them (server_ip then null).
+OLD_JOURNAL_FIELDS = (
+    "source", "sequence", "received_at_ns", "node", "host", "domain", "scheme", "method", "raw_path", "query", "http_version",
     "client_ip", "client_port", "peer_ip", "peer_port", "server_port", "headers", "body_size", "body_sha256",
     "form_body", "status", "duration_ms", "error",
 )
@@ -433,9 +440,9 @@ SEED_HEADERS_PACKED = marshal.dumps(SEED_HEADERS, 4)  # the headers field: itsel
 SEGMENT_RECORDS = 50_000  # records per segment file (a worker's segments are 32 MiB by default)
 
 
-def journal_record(fields: dict) -> bytes:
-    """One framed journal record of `fields` (every name of JOURNAL_FIELDS, typed as a worker types them)."""
-    payload = marshal.dumps(tuple(fields[name] for name in JOURNAL_FIELDS), 4)
+def journal_record(fields: dict, names: tuple = JOURNAL_FIELDS) -> bytes:
+    """One framed journal record of `fields` (every name of `names`, typed as a worker types them)."""
+    payload = marshal.dumps(tuple(fields[name] for name in names), 4)
     length = struct.pack("<I", len(payload))
     return JOURNAL_MAGIC + length + struct.pack("<I", zlib.crc32(length + payload)) + payload
 
@@ -489,6 +496,10 @@ class Seeded:
     def path(i: int) -> str:
         return f"/live/user{i}/pass/{i}.ts"
 
+    @staticmethod
+    def server_ip(i: int) -> str:
+        return "192.0.2.80" if i % 2 else "2001:db8::80"
+
     def fields(self, i: int) -> dict:
         """Hit i's journal record, typed as a listener worker writes it (app/public.py PublicApp.answer)."""
         return {
@@ -496,7 +507,8 @@ class Seeded:
             "host": b"seized-iptv.example", "domain": self.domain(i), "scheme": "http", "method": self.method(i),
             "raw_path": self.path(i).encode(), "query": b"", "http_version": "1.1",
             "client_ip": self.client_ip(i), "client_port": self.client_port(i), "peer_ip": "127.0.0.1", "peer_port": 40000,
-            "server_port": 8080, "headers": SEED_HEADERS_PACKED, "body_size": 0, "body_sha256": None,
+            "server_ip": self.server_ip(i), "server_port": 8080, "headers": SEED_HEADERS_PACKED, "body_size": 0,
+            "body_sha256": None,
             "form_body": None, "status": 451, "duration_ms": 0.25, "error": None,
         }
 
@@ -521,12 +533,13 @@ def write_segment(directory: Path, name: str, records: list[bytes]) -> Path:
 
 
 def seed_journal(server: "Server", count: int, node: str = "seed", start_ns: int | None = None,
-                 timeout: float = 300) -> Seeded:
+                 timeout: float = 300, names: tuple = JOURNAL_FIELDS) -> Seeded:
     """`count` hits through the real pipeline: journal segments written into the running server's
     journal directory, ingested by its ingest process; returns once its `hits` view holds all of
     them. The layout: client IPs spread over 10.0.0.0/8 (10.{i>>16}.{i>>8}.{i}), ports over
     1024-61023, one hit per millisecond from `start_ns` (default: ending now), every third for
-    iptv-pirata.example, every fifth a POST."""
+    iptv-pirata.example, every fifth a POST, server IPs alternating 2001:db8::80 and 192.0.2.80.
+    `names`: the record's fields (OLD_JOURNAL_FIELDS: as versions before server_ip wrote them)."""
     now_ms = time.time_ns() // 1_000_000
     start = (now_ms - count) * 1_000_000 if start_ns is None else start_ns // 1_000_000 * 1_000_000
     seeded = Seeded(node=node, source=os.urandom(4).hex(), start_ns=start, count=count)
@@ -534,7 +547,7 @@ def seed_journal(server: "Server", count: int, node: str = "seed", start_ns: int
     stamp = time.time_ns()
     written = []
     for part, offset in enumerate(range(0, count, SEGMENT_RECORDS)):
-        records = [journal_record(seeded.fields(i)) for i in range(offset, min(count, offset + SEGMENT_RECORDS))]
+        records = [journal_record(seeded.fields(i), names) for i in range(offset, min(count, offset + SEGMENT_RECORDS))]
         # <node>.<worker>.<start ns, 20 digits>: ingest reads segments in start order, so in this order.
         written.append(write_segment(server.journal_dir, f"{safe_node}.seed{seeded.source}.{stamp + part:020d}", records))
     names = [path.name for path in written]

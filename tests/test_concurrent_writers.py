@@ -25,7 +25,8 @@ def batch(node: str, number: int, heads: dict) -> tuple[list[tuple], dict]:
     hits = [to_row(Hit(received_at_ns=time.time_ns(), node=node, host=b"seized-iptv.example", domain=None,
                        scheme="http", method="GET", raw_path=f"/{node}/{number}/{i}".encode(), query=b"",
                        http_version="1.1", client_ip="203.0.113.7", client_port=40000 + i, peer_ip="127.0.0.1",
-                       peer_port=50000, server_port=8080, headers=[(b"host", b"seized-iptv.example")], status=451))
+                       peer_port=50000, server_ip="127.0.0.1", server_port=8080, headers=[(b"host", b"seized-iptv.example")],
+                       status=451))
             for i in range(BATCH)]
     return chain_rows(hits, heads)
 

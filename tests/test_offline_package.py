@@ -103,9 +103,11 @@ def test_a_package_checks_offline_and_every_forgery_fails(tmp_path, logged):
         hits_csv, records = archive.read("hits.csv"), archive.read("records.jsonl")
     assert names == ["README.txt", "chain-1.txt", "hits.csv", "manifest.json", "manifest.sig", "records.jsonl", "verify.js"]
     rows = csv_rows(hits_csv)
-    assert rows[0][:6] == ["client_ip", "client_port", "timestamp_utc", "destination_port", "protocol", "domain"]
+    assert rows[0][:7] == ["client_ip", "client_port", "timestamp_utc", "server_ip", "destination_port", "protocol", "domain"]
     assert rows[0][-6:] == ["node", "position", "id", "uid", "prev_hash", "hash"]
-    assert [r[0] for r in rows[1:]] == [TARGET] * 5 and {r[4] for r in rows[1:]} == {"TCP"}
+    assert [r[0] for r in rows[1:]] == [TARGET] * 5 and {r[5] for r in rows[1:]} == {"TCP"}
+    assert {r[3] for r in rows[1:]} == {"127.0.0.1"}  # the listener's address, as the proxy reached it
+    assert {json.loads(line)["server_ip"] for line in records.decode().splitlines()} == {"127.0.0.1"}
     assert "secret" not in hits_csv.decode() and "secret" not in records.decode()
     chain = manifest["chains"][0]
     assert manifest["rows"] == 5 and manifest["signer"] == public_key and chain["rows"] == 5
@@ -132,6 +134,8 @@ def test_a_package_checks_offline_and_every_forgery_fails(tmp_path, logged):
     edited_records = records.decode().splitlines()
     edited_records[1] = json.dumps({**json.loads(edited_records[1]), "client_port": 40000})
     edited = {"hits.csv": csv_bytes(edited_rows), "records.jsonl": ("\n".join(edited_records) + "\n").encode()}
+    other_server = [r[:] for r in rows]
+    other_server[1][3] = "203.0.113.99"  # another destination address, in hits.csv only
     dropped = {"hits.csv": csv_bytes(rows[:2] + rows[3:]),
                "records.jsonl": ("\n".join(records.decode().splitlines()[:1] + records.decode().splitlines()[2:]) + "\n").encode()}
     forged_manifest = json.loads(json.dumps(manifest))
@@ -141,6 +145,9 @@ def test_a_package_checks_offline_and_every_forgery_fails(tmp_path, logged):
         "edited row, manifest rehashed": (edited, attacker_key, "not signed by a pinned key"),
         # Even a manifest re-signed with the real key cannot make an edited row fit the chain.
         "edited row, re-signed by the signer": (edited, signing_key, "does not hash to the chain's leaf"),
+        # hits.csv must say what the hashed records say, column by column
+        "edited server_ip in hits.csv, re-signed by the signer": ({"hits.csv": csv_bytes(other_server)}, signing_key,
+                                                                  "server_ip differ"),
         "dropped row": (dropped, None, "SHA-256 differs"),
         "dropped row, manifest rehashed": (dropped, attacker_key, "not signed by a pinned key"),
         "edited manifest": ({"manifest.json": json.dumps(forged_manifest, indent=2).encode()}, None, "not signed by a pinned key"),

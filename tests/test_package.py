@@ -53,12 +53,15 @@ def test_plan_and_packages_for_isps(tmp_path, fresh_server):
             manifest = json.loads(archive.read("manifest.json"))
             readme = archive.read("README.txt").decode()
         rows = list(csv.DictReader(io.StringIO(hits_csv.decode(), newline="")))
-        assert list(rows[0]) == ["client_ip", "client_port", "timestamp_utc", "destination_port", "protocol", "domain", "method",
-                                 "path", "user_agent", "server_port", "scheme", "node", "position", "id", "uid", "prev_hash",
-                                 "hash"]
+        assert list(rows[0]) == ["client_ip", "client_port", "timestamp_utc", "server_ip", "destination_port", "protocol",
+                                 "domain", "method", "path", "user_agent", "server_port", "scheme", "node", "position", "id",
+                                 "uid", "prev_hash", "hash"]
         # behind the proxy (the TCP peer is not the client): the port the client named, else its scheme's
         assert {(r["destination_port"], r["protocol"]) for r in rows} == {("80", "TCP")}
-        stored = {r["id"]: r for r in server.sql("SELECT id, uid, prev_hash, hash, node, server_port, scheme FROM hits")}
+        # the listener's own address (behind the proxy: the one the proxy connected to), as stored
+        assert {r["server_ip"] for r in rows} == {"127.0.0.1"}
+        stored = {r["id"]: r for r in server.sql("SELECT id, uid, prev_hash, hash, node, server_ip, server_port, scheme "
+                                                  "FROM hits")}
         for row in rows:  # each row tied to its place in the chain, as stored
             assert {k: str(v) for k, v in stored[int(row["id"])].items()} == {k: row[k] for k in stored[int(row["id"])]}
         assert [(r["client_ip"], int(r["client_port"])) for r in rows] == [s for s in sent if s[0] == "203.0.113.5"]
@@ -72,6 +75,7 @@ def test_plan_and_packages_for_isps(tmp_path, fresh_server):
         assert "nothing more is claimed" in manifest["clock"] and manifest["tool"].startswith("seized ")
         assert "NTP" not in readme
         assert "PROC-77" in readme and "porta di origine" in readme  # the case's language
+        assert "server_ip      l'indirizzo IP del server" in readme  # every column explained
     checkpoint = json.loads(zipfile.ZipFile(out).read("manifest.json"))["chains"][0]["covering_checkpoint"]
     assert checkpoint is not None and checkpoint["last_id"] >= 6  # the clean stop's checkpoint covers every row
     assert "synchronised" in json.loads(checkpoint["clock"])  # what was measured of the clock, with the rows

@@ -1,7 +1,9 @@
 """Every field of the stored hit, redaction, and client address resolution through proxies."""
 
 import base64
+import csv
 import hashlib
+import io
 import json
 import re
 from datetime import datetime, timezone
@@ -42,7 +44,7 @@ def test_every_field_of_the_record(server):
     assert row["http_version"] == "1.1"
     assert (row["client_ip"], row["client_port"]) == ("127.0.0.1", response.local_port)
     assert (row["peer_ip"], row["peer_port"]) == ("127.0.0.1", response.local_port)
-    assert row["server_port"] == server.public_port
+    assert (row["server_ip"], row["server_port"]) == ("127.0.0.1", server.public_port)  # the listener's side
     assert headers_of(row) == [
         ["host", "Line.Seized-IPTV.example:8080"], ["user-agent", "IPTVSmartersPro/3.1"], ["x-dup", "first"],
         ["accept", "*/*"], ["x-dup", "second"], ["content-type", "application/json"],
@@ -55,6 +57,17 @@ def test_every_field_of_the_record(server):
     assert 0 <= row["duration_ms"] < 60_000
     assert row["error"] is None
     assert len(row["uid"]) == 32
+
+    # the same server address through every reader: the API's record and both exports
+    token = server.new_token("investigator")
+    item = server.api("GET", f"/api/v1/hits/{row['id']}", token).json()
+    assert (item["server_ip"], item["server_port"]) == ("127.0.0.1", server.public_port)
+    mine = f"/api/v1/hits/export?port={response.local_port}&path_prefix=/panel/player_api.php"
+    exported = [json.loads(line) for line in server.api("GET", f"{mine}&format=ndjson", token).text.splitlines()]
+    assert [(r["server_ip"], r["server_port"]) for r in exported if r["id"] == row["id"]] == [("127.0.0.1", server.public_port)]
+    lines = csv.DictReader(io.StringIO(server.api("GET", f"{mine}&format=csv", token).text, newline=""))
+    assert [(r["server_ip"], int(r["server_port"])) for r in lines if int(r["id"]) == row["id"]] == \
+        [("127.0.0.1", server.public_port)]
 
 
 def test_body_past_the_cap_is_counted_not_hashed(server):
@@ -170,6 +183,8 @@ def test_trusted_proxy_headers_give_the_client(proxied_server, headers, client_i
     expected_port = response.local_port if client_port == "peer" else client_port
     assert (row["client_ip"], row["client_port"]) == (client_ip, expected_port)
     assert (row["peer_ip"], row["peer_port"]) == ("127.0.0.1", response.local_port)
+    # the address the proxy connected to, never taken from its headers
+    assert (row["server_ip"], row["server_port"]) == ("127.0.0.1", proxied_server.public_port)
     assert f'id="visitor-ip">{client_ip}<' in response.text
 
 

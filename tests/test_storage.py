@@ -29,8 +29,8 @@ def hits(count: int, start_ns: int = 1_795_000_000 * 10**9, node: str = "n1", **
         received_at_ns=start_ns + i * 1_234_567, node=node, host=b"line.seized-iptv.example:8080", domain="seized-iptv.example",
         scheme="http", method="GET", raw_path=b"/player_api.php", query=f"username=u{i % 7}&password=p".encode(),
         http_version="1.1", client_ip=f"93.184.{i % 3}.{i % 250}", client_port=1024 + i, peer_ip=f"93.184.{i % 3}.{i % 250}",
-        peer_port=1024 + i, server_port=8080, headers=[(b"host", b"line.seized-iptv.example:8080"), (b"user-agent", AGENT),
-                                                        (b"accept", b"*/*")],
+        peer_port=1024 + i, server_ip="2001:db8::80" if i % 4 else "192.0.2.80", server_port=8080,
+        headers=[(b"host", b"line.seized-iptv.example:8080"), (b"user-agent", AGENT), (b"accept", b"*/*")],
         status=200, duration_ms=1.25 + i / 1000, client_kind="xtream_api", account=f"u{i % 7}"), **changes}) for i in range(count)]
 
 
@@ -96,8 +96,8 @@ def test_identical_headers_are_stored_once_and_read_back_unchanged(tmp_path):
         assert db.execute("SELECT typeof(uid), typeof(hash), typeof(received_us), typeof(peer_ip) FROM hit_rows LIMIT 1"
                           ).fetchone() == ("blob", "blob", "integer", "blob")
     got = view_rows(tmp_path / "s.db")
-    assert list(got[0]) == ["id", *STORED[:STORED.index("prev_hash")][:22], *STORED[22:27], "prev_hash", "hash",
-                            *STORED[27:31]]  # the old table's column order
+    assert list(got[0]) == ["id", *STORED[:STORED.index("prev_hash")][:28], "prev_hash", "hash",
+                            *STORED[28:32]]  # the old table's column order, server_ip (schema 18) before server_port
     assert [tuple(r[c] for c in STORED) for r in got] == rows
     assert [r["id"] for r in got] == list(range(1, 1001))
 
@@ -123,20 +123,23 @@ def test_the_view_insert_and_the_store_insert_read_back_the_same(tmp_path):
 
 
 def old_database(path, rows: list[tuple], sequence: int | None = None) -> None:
-    """A database as schema version 9 left it: the table `hits`."""
+    """A database as schema version 9 left it: the table `hits` (no server_ip: rows must hold none)."""
+    columns = [c for c in STORED if c != "server_ip"]
+    assert all(row[STORED.index("server_ip")] is None for row in rows)
     with closing(sqlite3.connect(path)) as db, db:
         db.create_function("ip_key", 1, ip_key)
         db.execute("CREATE TABLE migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
         for version, step in enumerate(MIGRATIONS[:9], start=1):
             db.executescript(step)
             db.execute("INSERT INTO migrations VALUES (?, '2026-01-01T00:00:00.000000Z')", (version,))
-        db.executemany(f"INSERT INTO hits ({', '.join(STORED)}) VALUES ({', '.join('?' * len(STORED))})", rows)
+        db.executemany(f"INSERT INTO hits ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                       [tuple(v for c, v in zip(STORED, row) if c != "server_ip") for row in rows])
         if sequence is not None:
             db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'hits'", (sequence,))
 
 
 def test_an_old_database_is_migrated_keeping_every_hit(tmp_path):
-    rows = chained_v1([to_row(hit) for hit in hits(2500)])
+    rows = chained_v1([to_row(hit) for hit in hits(2500, server_ip=None)])  # before schema 18: no server_ip
     rows += odd_rows(rows[0])
     path = tmp_path / "old.db"
     old_database(path, rows, sequence=5000)
@@ -159,7 +162,9 @@ def test_an_old_database_is_migrated_keeping_every_hit(tmp_path):
 
     asyncio.run(run())
     after = view_rows(path)
+    assert [r.pop("server_ip") for r in after[:len(before)]] == [None] * len(before)  # schema 18's column, empty
     assert after[:len(before)] == before  # every hit, id, uid, hash and field, in id order
+    assert [r["server_ip"] for r in after[len(before):]] == ["192.0.2.80", "2001:db8::80", "2001:db8::80"]
     assert [r["id"] for r in after[len(before):]] == [5001, 5002, 5003]
     with closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT type FROM sqlite_master WHERE name = 'hits'").fetchone() == ("view",)

@@ -1,6 +1,6 @@
 """How a hit is kept on disk (schema version 10 on): compact rows in `hit_rows`, each distinct set of
 request headers once in `header_sets`, and the view `hits` that gives every reader the record as
-it always was (same columns, same values; see migrations.py).
+it always was (same columns, same values; see migrations.py; server_ip added by schema 18).
 
 A row of `hit_rows` differs from the record only in representation, never in content:
 
@@ -26,14 +26,22 @@ from ..hit_fields import CHAIN_COLUMNS
 from ..record import COLUMNS, utc_second
 
 STORED = (*COLUMNS, *CHAIN_COLUMNS)  # a row handed to the store: the record's columns, then the chain's
-# hit_rows' columns after id, in order; `header_set` stands for the record's headers and user_agent
+# hit_rows' columns after id, as physical() gives them (the table has server_ip last: a column added
+# later); `header_set` stands for the record's headers and user_agent
 PHYSICAL = (
     "uid", "received_us", "node", "domain", "method", "path", "query",
-    "client_ip", "client_port", "peer_ip", "peer_port", "server_port", "header_set", "body_size", "body_sha256",
+    "client_ip", "client_port", "peer_ip", "peer_port", "server_ip", "server_port", "header_set", "body_size", "body_sha256",
     "status", "duration_us", "error", "client_ip_key", "client_kind", "account", "device", "password_hmac",
     "prev_hash", "hash", "country", "city", "asn", "as_org")
-INSERT_ROW = f"INSERT INTO hit_rows ({', '.join(PHYSICAL)}) VALUES ({', '.join('?' * len(PHYSICAL))})"
-INSERT_ROW_WITH_ID = f"INSERT INTO hit_rows (id, {', '.join(PHYSICAL)}) VALUES ({', '.join('?' * (len(PHYSICAL) + 1))})"
+
+
+def insert_row(columns: tuple, with_id: bool = False) -> str:
+    names = ("id", *columns) if with_id else columns
+    return f"INSERT INTO hit_rows ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+
+
+INSERT_ROW = insert_row(PHYSICAL)
+INSERT_ROW_WITH_ID = insert_row(PHYSICAL, with_id=True)
 
 _AT = {name: STORED.index(name) for name in STORED}
 _HEX = {"uid": 16, "client_ip_key": 16, "body_sha256": 32, "password_hmac": 32, "prev_hash": 32, "hash": 32}
@@ -129,14 +137,14 @@ class HeaderSets:
 def physical(row, header_set: int) -> tuple:
     """A stored row (STORED order) as a row of hit_rows (PHYSICAL order)."""
     (uid, received_at, node, host, domain, scheme, method, path, query, http_version, client_ip, client_port,
-     peer_ip, peer_port, server_port, _headers, _user_agent, body_size, body_sha256, status, duration_ms, error,
+     peer_ip, peer_port, server_ip, server_port, _headers, _user_agent, body_size, body_sha256, status, duration_ms, error,
      client_ip_key, client_kind, account, device, password_hmac, country, city, asn, as_org, prev_hash, digest) = row
     return (
         packed(uid, 16), received_us(received_at), node, domain, method, path, query,
         client_ip, client_port,
         SAME if peer_ip is not None and peer_ip == client_ip else peer_ip,
         SAME if peer_port is not None and peer_port == client_port else peer_port,
-        server_port, header_set, body_size, packed(body_sha256, 32), status, duration_us(duration_ms), error,
+        server_ip, server_port, header_set, body_size, packed(body_sha256, 32), status, duration_us(duration_ms), error,
         packed(client_ip_key, 16), client_kind, account, device, packed(password_hmac, 32),
         packed(prev_hash, 32), packed(digest, 32), country, city, asn, as_org,
     )
@@ -149,12 +157,22 @@ def set_key(row, offset: int = 0) -> tuple:
     return tuple(row[offset + i] for i in SET_KEY)
 
 
-async def write_rows(db, header_sets: HeaderSets, rows, with_id: bool = False) -> None:
-    """Rows (STORED order; with `with_id`, the id first) into hit_rows, in the caller's transaction."""
+async def write_rows(db, header_sets: HeaderSets, rows, with_id: bool = False, columns: tuple = PHYSICAL) -> None:
+    """Rows (STORED order; with `with_id`, the id first) into hit_rows, in the caller's transaction.
+    `columns`: those of PHYSICAL that hit_rows has, for a migration writing it as an older schema
+    left it (the others must be null in every row)."""
     offset = 1 if with_id else 0
     keys = [set_key(row, offset) for row in rows]
     ids = await header_sets.resolve(db, keys)
-    if with_id:
+    if columns != PHYSICAL:
+        kept = [PHYSICAL.index(c) for c in columns]
+        left = [i for i in range(len(PHYSICAL)) if i not in kept]
+        values = [physical(row[offset:], ids[key]) for row, key in zip(rows, keys)]
+        if any(v[i] is not None for v in values for i in left):
+            raise ValueError(f"hit_rows has no {', '.join(PHYSICAL[i] for i in left)} for the values given")
+        await db.executemany(insert_row(columns, with_id), [((row[0],) if with_id else ()) + tuple(v[i] for i in kept)
+                                                            for row, v in zip(rows, values)])
+    elif with_id:
         await db.executemany(INSERT_ROW_WITH_ID, [(row[0], *physical(row[1:], ids[key])) for row, key in zip(rows, keys)])
     else:
         await db.executemany(INSERT_ROW, [physical(row, ids[key]) for row, key in zip(rows, keys)])

@@ -195,7 +195,8 @@ SQLITE = [
 
 # 10 on: compact hits (layout.py). The record's columns, as the view `hits` gives them back from
 # `hit_rows` (alias r) and `header_sets` (alias s); in the order of the old table's columns. Frozen
-# with migration 10: a change to the view is a new migration that replaces it.
+# with migration 10: a change to the view is a new migration that replaces it (hits_view; the
+# current view is HITS_VIEW_COLUMNS, after the last such migration).
 def _hex(column: str) -> str:
     return f"CASE WHEN typeof(r.{column}) = 'blob' THEN lower(hex(r.{column})) ELSE r.{column} END"
 
@@ -206,7 +207,7 @@ def received_text(value: str) -> str:
             f"|| printf('.%06dZ', {value} % 1000000) ELSE {value} END")
 
 
-HITS_VIEW_COLUMNS = {
+V10_VIEW_COLUMNS = {
     "id": "r.id",
     "uid": _hex("uid"),
     "received_at": received_text("r.received_us"),
@@ -237,9 +238,8 @@ HITS_VIEW_COLUMNS = {
     "hash": _hex("hash"),
     **{c: f"r.{c}" for c in ("country", "city", "asn", "as_org")},
 }
-check_view("SQLite", HITS_VIEW_COLUMNS)
 HITS_FROM = "hit_rows r LEFT JOIN header_sets s ON s.id = r.header_set"
-_OLD_HITS = tuple(HITS_VIEW_COLUMNS)  # the columns of the table `hits` of versions 6 to 9
+_OLD_HITS = tuple(V10_VIEW_COLUMNS)  # the columns of the table `hits` of versions 6 to 9
 
 _NEW_RECEIVED = (  # in pure SQL: canonical UTC text from 1970 on -> microseconds; anything else as given
     "CASE WHEN NEW.received_at GLOB "
@@ -331,20 +331,28 @@ CREATE TRIGGER hit_rows_no_delete BEFORE DELETE ON hit_rows
 WHEN NOT EXISTS (SELECT 1 FROM purges p WHERE p.node = OLD.node AND OLD.id BETWEEN p.first_id AND p.last_id)
 BEGIN SELECT RAISE(ABORT, 'hits are append-only: only a recorded purge deletes them'); END;
 """
-COMPACT_VIEW = f"""
-CREATE VIEW hits AS SELECT {', '.join(f'{sql} AS {name}' for name, sql in HITS_VIEW_COLUMNS.items())} FROM {HITS_FROM};
+
+
+def hits_view(view_columns: dict, row_columns: tuple) -> str:
+    """The view `hits` of `view_columns` and its triggers: an INSERT into it writes `row_columns` of
+    hit_rows (NEW.<name> unless _NEW_VALUES says otherwise), the other changes are refused."""
+    return f"""
+CREATE VIEW hits AS SELECT {', '.join(f'{sql} AS {name}' for name, sql in view_columns.items())} FROM {HITS_FROM};
 CREATE TRIGGER hits_insert INSTEAD OF INSERT ON hits
 BEGIN
     INSERT OR IGNORE INTO header_sets (digest, headers, user_agent, host, scheme, http_version)
     VALUES ({_NEW_SET}, NEW.headers, NEW.user_agent, NEW.host, NEW.scheme, NEW.http_version);
-    INSERT INTO hit_rows ({', '.join(_ROW_COLUMNS)})
-    VALUES ({', '.join(_NEW_VALUES.get(c, f'NEW.{c}') for c in _ROW_COLUMNS)});
+    INSERT INTO hit_rows ({', '.join(row_columns)})
+    VALUES ({', '.join(_NEW_VALUES.get(c, f'NEW.{c}') for c in row_columns)});
 END;
 CREATE TRIGGER hits_no_update INSTEAD OF UPDATE ON hits
 BEGIN SELECT RAISE(ABORT, 'hits are append-only'); END;
 CREATE TRIGGER hits_no_delete INSTEAD OF DELETE ON hits
 BEGIN SELECT RAISE(ABORT, 'hits are append-only'); END;
 """
+
+
+COMPACT_VIEW = hits_view(V10_VIEW_COLUMNS, _ROW_COLUMNS)
 
 
 def statements(script: str) -> list[str]:
@@ -377,7 +385,7 @@ async def compact_hits(db) -> None:
             rows = await cursor.fetchall()
         if not rows:
             break
-        await write_rows(db, header_sets, rows, with_id=True)
+        await write_rows(db, header_sets, rows, with_id=True, columns=_ROW_COLUMNS[1:])  # hit_rows as of 10
         after = rows[-1][0]
     sequence = await (await db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'hits'")).fetchone()
     await db.execute("DROP TABLE hits")
@@ -456,4 +464,17 @@ BEGIN SELECT RAISE(ABORT, 'chain_v1 is append-only'); END;
 # signed before the purge); verify checks the cut against it.
 SQLITE.append("""
 ALTER TABLE purges ADD COLUMN checkpoint_id INTEGER;
+""")
+
+# 18: the server's IP, the local address each connection arrived at (hit_fields: server_ip), in
+# hit_rows (its last column) and in the view `hits`, before server_port; the view is made anew.
+_V10_ITEMS = list(V10_VIEW_COLUMNS.items())
+_AT_SERVER_PORT = list(V10_VIEW_COLUMNS).index("server_port")
+# The current view: every reader's columns (sqlite.py).
+HITS_VIEW_COLUMNS = dict([*_V10_ITEMS[:_AT_SERVER_PORT], ("server_ip", "r.server_ip"), *_V10_ITEMS[_AT_SERVER_PORT:]])
+check_view("SQLite", HITS_VIEW_COLUMNS)
+SQLITE.append(f"""
+ALTER TABLE hit_rows ADD COLUMN server_ip TEXT;
+DROP VIEW hits;
+{hits_view(HITS_VIEW_COLUMNS, (*_ROW_COLUMNS, "server_ip"))}
 """)

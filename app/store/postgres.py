@@ -32,7 +32,7 @@ EXPORT_COLUMNS = ", ".join(
 # hit_rows' columns as ingest fills them (the id comes from the identity).
 PHYSICAL = (
     "uid", "received_at", "node", "domain", "method", "path", "query", "client_ip", "client_inet", "client_ip_key",
-    "client_port", "peer_same", "peer_ip", "peer_port", "server_port", "header_set", "body_size", "body_sha256",
+    "client_port", "peer_same", "peer_ip", "peer_port", "server_ip", "server_port", "header_set", "body_size", "body_sha256",
     "status", "duration_ms", "error", "client_kind", "account", "device", "password_hmac", "prev_hash", "hash",
     "country", "city", "asn", "as_org")
 GROUP_SQL = {
@@ -59,13 +59,13 @@ def unhex(value: str | None) -> bytes | None:
 def physical(row: tuple, header_set: int) -> tuple:
     """A stored row (layout.STORED order) as a row of hit_rows (PHYSICAL order)."""
     (uid, received_at, node, _host, domain, _scheme, method, path, query, _http_version, client_ip, client_port,
-     peer_ip, peer_port, server_port, _headers, _user_agent, body_size, body_sha256, status, duration_ms, error,
+     peer_ip, peer_port, server_ip, server_port, _headers, _user_agent, body_size, body_sha256, status, duration_ms, error,
      client_ip_key, client_kind, account, device, password_hmac, country, city, asn, as_org, prev_hash, digest) = row
     same = peer_ip == client_ip and peer_port == client_port
     return (
         unhex(uid), moment(received_at), node, domain, method, path, query, client_ip,
         client_ip if client_ip_key is not None else None, unhex(client_ip_key), client_port,
-        same, None if same else peer_ip, None if same else peer_port, server_port, header_set, body_size,
+        same, None if same else peer_ip, None if same else peer_port, server_ip, server_port, header_set, body_size,
         unhex(body_sha256), status, float(duration_ms), error, client_kind, account, device, unhex(password_hmac),
         unhex(prev_hash), unhex(digest), country, city, asn, as_org)
 

@@ -28,6 +28,7 @@ RECORD_SQL = {
     "client_port": "r.client_port",
     "peer_ip": "COALESCE(r.peer_ip, CASE WHEN r.peer_same THEN r.client_ip END)",
     "peer_port": "COALESCE(r.peer_port, CASE WHEN r.peer_same THEN r.client_port END)",
+    "server_ip": "r.server_ip",
     "server_port": "r.server_port",
     "headers": "s.headers",
     "user_agent": "s.user_agent",
@@ -182,6 +183,7 @@ POSTGRES = [
         peer_same boolean NOT NULL DEFAULT false,  -- peer_ip and peer_port are the client's (then null here)
         peer_ip text,
         peer_port integer,
+        server_ip text,  -- the local address the connection arrived at, as text (what the chain hashes)
         server_port integer,
         header_set bigint NOT NULL REFERENCES header_sets (id),
         body_size bigint NOT NULL,

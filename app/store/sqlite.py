@@ -164,7 +164,7 @@ def _csv_column(name: str) -> str:
 _PRINTF = f"printf('{','.join(['%s'] * len(RECORD_FIELDS))}', "
 _HEX = ("uid", "body_sha256", "password_hmac", "prev_hash", "hash")
 _INTEGERS = ("client_port", "server_port", "body_size", "status", "asn")
-_TEXTS = ("node", "host", "domain", "scheme", "method", "path", "query", "http_version", "client_ip", "error",
+_TEXTS = ("node", "host", "domain", "scheme", "method", "path", "query", "http_version", "client_ip", "server_ip", "error",
           "client_kind", "account", "country", "city", "as_org")
 
 

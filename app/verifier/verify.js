@@ -24,8 +24,8 @@ const fs = require('fs');
 const path = require('path');
 
 const FIELDS = ['uid', 'received_at', 'node', 'host', 'domain', 'scheme', 'method', 'path', 'query', 'http_version',
-  'client_ip', 'client_port', 'peer_ip', 'peer_port', 'server_port', 'headers', 'user_agent', 'body_size',
-  'body_sha256', 'status', 'duration_us', 'error', 'client_kind', 'account', 'device', 'password_hmac',
+  'client_ip', 'client_port', 'peer_ip', 'peer_port', 'server_ip', 'server_port', 'headers', 'user_agent',
+  'body_size', 'body_sha256', 'status', 'duration_us', 'error', 'client_kind', 'account', 'device', 'password_hmac',
   'country', 'city', 'asn', 'as_org'];
 const GENESIS = '0'.repeat(64);
 const sha256 = (data) => crypto.createHash('sha256').update(data).digest('hex');
@@ -140,7 +140,7 @@ function verifyPackage(dir, pinned) {
   csv.forEach((row, i) => {
     const r = records[i] || {};
     const expected = { client_ip: r.client_ip, client_port: r.client_port, timestamp_utc: (r.received_at || '').slice(0, 23) + 'Z',
-      node: r.node, position: r.position, id: r.id, uid: r.uid, prev_hash: r.prev_hash, hash: r.hash };
+      server_ip: r.server_ip, node: r.node, position: r.position, id: r.id, uid: r.uid, prev_hash: r.prev_hash, hash: r.hash };
     for (const [name, value] of Object.entries(expected)) {
       if (row[column[name]] !== (value === null || value === undefined ? '' : String(value))) {
         fail(`hits.csv row ${i + 1}: ${name} differs from its record`);

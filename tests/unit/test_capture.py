@@ -5,7 +5,7 @@ import ipaddress
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
-from app.capture import ClientResolver, forwarded_chain, make_uid, parse_ip, parse_node
+from app.capture import ClientResolver, forwarded_chain, make_uid, parse_ip, parse_node, unmapped
 
 PROPERTY = settings(deadline=None, database=None)
 TRUSTED = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("2001:db8:ffff::/48")]
@@ -143,3 +143,12 @@ def test_an_untrusted_peer_cannot_choose_its_client_ip(peer, forged, port):
 def test_make_uid():
     assert make_uid(0x1234, "abcd", 5) == "0000000000001234abcd00000005"
     assert make_uid(1, "", 2**32 + 7).endswith("00000007")  # the sequence wraps at 32 bits
+
+
+def test_the_server_address_of_a_dual_stack_socket_is_given_as_plain_ipv4():
+    """The listener's sockname, as the hit's server_ip: an IPv4 connection to a dual-stack socket
+    reads ::ffff:a.b.c.d there, stored as a.b.c.d (as the client's address is)."""
+    assert unmapped("::ffff:127.0.0.1") == "127.0.0.1"
+    assert unmapped("::ffff:192.0.2.80") == "192.0.2.80"
+    assert [unmapped(ip) for ip in ("127.0.0.1", "::1", "2001:db8::80", "::ffff:zz")] == ["127.0.0.1", "::1", "2001:db8::80",
+                                                                                          "::ffff:zz"]

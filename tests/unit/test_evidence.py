@@ -57,8 +57,8 @@ def spec_hash(prev: str, row: dict) -> str:
 
 
 SPEC_FIELDS = ("uid received_at node host domain scheme method path query http_version client_ip client_port peer_ip "
-               "peer_port server_port headers user_agent body_size body_sha256 status duration_us error client_kind "
-               "account device password_hmac country city asn as_org").split()
+               "peer_port server_ip server_port headers user_agent body_size body_sha256 status duration_us error "
+               "client_kind account device password_hmac country city asn as_org").split()
 
 
 def stored(linked):

@@ -196,3 +196,27 @@ def test_any_prefix_of_an_unsealed_segment_yields_only_whole_records_and_no_gap(
     # reading on from where the last one ended, once the rest is there, gives the rest
     resume = items[-1][1] if items else 0
     assert payloads(records_and_gaps(segment, resume, sealed=False)) == payload_list[len(items):]
+
+
+def test_ingest_decodes_this_versions_records_and_the_older_ones_without_server_ip():
+    from app.capture import JOURNAL_FIELDS, JOURNAL_FIELDS_WITHOUT_SERVER_IP
+    from app.ingest import HitDecoder
+
+    values = {"source": "0dd0dd00", "sequence": 7, "received_at_ns": 1_795_413_625_123_456_789, "node": "n", "host": b"h",
+              "domain": None, "scheme": "http", "method": "GET", "raw_path": b"/x", "query": b"", "http_version": "1.1",
+              "client_ip": "192.0.2.1", "client_port": 40000, "peer_ip": "192.0.2.1", "peer_port": 40000,
+              "server_ip": "2001:db8::80", "server_port": 8080, "headers": pack_headers(((b"host", b"h"),)), "body_size": 0,
+              "body_sha256": None, "form_body": None, "status": 451, "duration_ms": 0.5, "error": None}
+    decoder = HitDecoder()
+    new = decoder.hit(tuple(values[name] for name in JOURNAL_FIELDS))
+    old = decoder.hit(tuple(values[name] for name in JOURNAL_FIELDS_WITHOUT_SERVER_IP))
+    assert (new.server_ip, new.server_port) == ("2001:db8::80", 8080)
+    assert (old.server_ip, old.server_port) == (None, 8080)
+    assert {**vars_of(old), "server_ip": "2001:db8::80"} == vars_of(new)
+    assert len(JOURNAL_FIELDS_WITHOUT_SERVER_IP) == len(JOURNAL_FIELDS) - 1
+    with pytest.raises(ValueError, match="fields"):
+        decoder.hit(tuple(values[name] for name in JOURNAL_FIELDS)[:-2])
+
+
+def vars_of(hit) -> dict:
+    return {name: getattr(hit, name) for name in hit.__slots__}

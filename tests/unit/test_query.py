@@ -22,7 +22,8 @@ def stored(**fields) -> dict:
     row.update(id=1, uid="0000000000000001abcd00000001", received_at="2026-11-23T06:00:25.123456Z", node="node-1",
                host="seized-iptv.example", domain="seized-iptv.example", scheme="http", method="GET", path="/live/u/[REDACTED]/1.ts",
                query="", http_version="1.1", client_ip="203.0.113.5", client_port=40001, peer_ip="203.0.113.5", peer_port=40001,
-               server_port=8080, headers=HEADERS_JSON, user_agent="VLC/3.0.20", body_size=0, status=200, duration_ms=1.5,
+               server_ip="192.0.2.80", server_port=8080, headers=HEADERS_JSON, user_agent="VLC/3.0.20", body_size=0, status=200,
+               duration_ms=1.5,
                client_kind="stream", account="u", prev_hash="0" * 64, hash="a" * 64)
     row.update(fields)
     return row

@@ -127,8 +127,9 @@ def hit(**fields) -> Hit:
     base = dict(received_at_ns=1_795_413_625_123_456_789, node="node-1", host=b"seized-iptv.example", domain="seized-iptv.example",
                 scheme="http", method="GET", raw_path=b"/player_api.php", query=b"username=alice&password=s3cret",
                 http_version="1.1", client_ip="203.0.113.5", client_port=40001, peer_ip="203.0.113.5", peer_port=40001,
-                server_port=8080, headers=[(b"host", b"seized-iptv.example"), (b"user-agent", b"IPTVSmartersPro"),
-                                           (b"authorization", b"Bearer tok"), (b"referer", b"http://x/live/alice/s3cret/1.ts")],
+                server_ip="192.0.2.80", server_port=8080,
+                headers=[(b"host", b"seized-iptv.example"), (b"user-agent", b"IPTVSmartersPro"),
+                         (b"authorization", b"Bearer tok"), (b"referer", b"http://x/live/alice/s3cret/1.ts")],
                 status=200, duration_ms=1.23456, client_kind="xtream_api", account="alice", password="s3cret",
                 uid="0000000000000001abcd00000001")
     base.update(fields)
@@ -142,7 +143,8 @@ def test_every_field_of_a_row():
         "uid": "0000000000000001abcd00000001", "received_at": "2026-11-23T06:00:25.123456Z", "node": "node-1",
         "host": "seized-iptv.example", "domain": "seized-iptv.example", "scheme": "http", "method": "GET",
         "path": "/player_api.php", "query": f"username=alice&password={R}", "http_version": "1.1",
-        "client_ip": "203.0.113.5", "client_port": 40001, "peer_ip": "203.0.113.5", "peer_port": 40001, "server_port": 8080,
+        "client_ip": "203.0.113.5", "client_port": 40001, "peer_ip": "203.0.113.5", "peer_port": 40001,
+        "server_ip": "192.0.2.80", "server_port": 8080,
         "headers": json.dumps([["host", "seized-iptv.example"], ["user-agent", "IPTVSmartersPro"], ["authorization", f"Bearer {R}"],
                                ["referer", f"http://x/live/alice/{R}/1.ts"]], separators=(",", ":")),
         "user_agent": "IPTVSmartersPro", "body_size": 0, "body_sha256": None, "status": 200, "duration_ms": 1.235, "error": None,
