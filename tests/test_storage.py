@@ -234,8 +234,13 @@ def test_hits_are_deleted_only_under_a_purge_record(tmp_path):
             with pytest.raises(sqlite3.DatabaseError, match="append-only"):
                 await store.db.execute("DELETE FROM hit_rows WHERE id = 3")
             await store.db.rollback()
-            cut = await store.purge("n1", rows[4][1])  # the first five are older
+            assert await store.purge("n1", rows[4][1]) is None  # no checkpoint covers them yet: kept
+            head = rows[-1][-1]
+            await store.add_checkpoint(node="n1", at="2026-11-23T06:00:00.000000Z", count=10, last_id=10, head=head,
+                                       public_key=None, signature=None)
+            cut = await store.purge("n1", rows[4][1])  # the first four are older
             assert (cut["first_id"], cut["last_id"], cut["hits"]) == (1, 4, 4)
+            assert cut["checkpoint_id"] == (await store.checkpoints("n1"))[0]["id"]
             assert (await verify(store))["ok"]
         finally:
             await store.close()
