@@ -28,6 +28,7 @@ import hashlib
 import io
 import json
 import logging
+import operator
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -64,26 +65,14 @@ def destination_port(record: dict) -> int | None:
 # time; then the destination address, port and protocol a CGNAT look-up may also need), then what the
 # request was, then what ties the row to the hash chain. server_ip is the local address the connection
 # arrived at: behind a proxy, the proxy-facing one (as server_port).
-COLUMNS = {
-    "client_ip": lambda r: r["client_ip"],
-    "client_port": lambda r: r["client_port"],
+_DERIVED = {
     "timestamp_utc": lambda r: r["received_at"][:23] + "Z",
-    "server_ip": lambda r: r["server_ip"],
     "destination_port": destination_port,
     "protocol": lambda r: "TCP",  # the listener serves HTTP over TCP only
-    "domain": lambda r: r["domain"],
-    "method": lambda r: r["method"],
-    "path": lambda r: r["path"],
-    "user_agent": lambda r: r["user_agent"],
-    "server_port": lambda r: r["server_port"],
-    "scheme": lambda r: r["scheme"],
-    "node": lambda r: r["node"],
-    "position": lambda r: r["position"],
-    "id": lambda r: r["id"],
-    "uid": lambda r: r["uid"],
-    "prev_hash": lambda r: r["prev_hash"],
-    "hash": lambda r: r["hash"],
 }
+COLUMNS = {name: _DERIVED.get(name) or operator.itemgetter(name) for name in (
+    "client_ip", "client_port", "timestamp_utc", "server_ip", "destination_port", "protocol", "domain", "method", "path",
+    "user_agent", "server_port", "scheme", "node", "position", "id", "uid", "prev_hash", "hash")}
 CLOCK_NOTE = ("Timestamps are the receiving server's system clock, in UTC, when the request head was complete. "
               "What was measured of that clock (the kernel's synchronisation flag and error estimate, the NTP source "
               "where one answered, any step) is in each covering checkpoint's `clock`; nothing more is claimed.")
