@@ -191,3 +191,34 @@ def test_witness_lines_from_before_tokens_are_read(tmp_path):
     path = tmp_path / "old.jsonl"
     path.write_text(json.dumps(old) + "\n")
     assert read(path) == [old | {"clock": None, "tsa_token": None}]
+
+
+def test_a_package_manifest_carries_a_token_checked_offline(fresh_server, tsa, tmp_path):
+    """With tsa_url, an evidence package's manifest is timestamped too (manifest.tsr), and
+    `seized evidence check --tsa-certificate` checks the token against the manifest's bytes."""
+    import zipfile
+
+    key_file = tmp_path / "signing.pem"
+    public_key = seized("evidence", "keygen", "--out", str(key_file)).stdout.strip()
+    server = fresh_server(domains=[], signing_key_file=str(key_file), tsa_url=tsa.url).start()
+    server.request(target="/timed-package")
+    server.wait_rows(count=1)
+    assert server.stop() == 0
+    package = tmp_path / "package.zip"
+    seized("evidence", "package", "--config", str(server.config_path), "--out", str(package))
+    with zipfile.ZipFile(package) as archive:
+        assert {"manifest.sig", "manifest.tsr"} <= set(archive.namelist())
+        members = {name: archive.read(name) for name in archive.namelist()}
+    checked = seized("evidence", "check", str(package), "--public-key", public_key, "--tsa-certificate", str(tsa.ca))
+    assert "manifest.json timestamped by the TSA at 20" in checked.stdout and checked.stdout.strip().endswith("OK")
+    assert "not checked: no TSA certificate" in seized("evidence", "check", str(package), "--public-key", public_key).stdout
+    foreign = seized("evidence", "check", str(package), "--public-key", public_key, "--tsa-certificate", str(tsa.stranger),
+                     check=False)
+    assert foreign.returncode == 1 and "FAIL manifest.tsr" in foreign.stdout
+    swapped = tmp_path / "swapped.zip"  # another package's token: for other bytes
+    with zipfile.ZipFile(swapped, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data if name != "manifest.tsr" else base64.b64decode(
+                server.sql("SELECT tsa_token FROM checkpoints LIMIT 1")[0]["tsa_token"]))
+    result = seized("evidence", "check", str(swapped), "--public-key", public_key, "--tsa-certificate", str(tsa.ca), check=False)
+    assert result.returncode == 1 and "FAIL manifest.tsr" in result.stdout
