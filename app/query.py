@@ -6,8 +6,9 @@ import csv
 import io
 import ipaddress
 import json
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -21,6 +22,11 @@ GROUPS = ("domain", "hour", "day", "client_ip", "account", "client_kind", "asn",
 
 MAX_PAGE = 1000
 HEADERS, DEVICE = RECORD_FIELDS.index("headers"), RECORD_FIELDS.index("device")
+MAX_ID = 2**63 - 1  # ids and cursors are 64-bit signed integers in both stores
+# The times a filter can name: the stores keep received_at as microseconds since 1970 (SQLite) or a
+# timestamptz, and compare the canonical 'YYYY-MM-DDTHH:MM:SS.ffffffZ' form (four-digit years).
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
 
 # Nothing outside the chain: every reader of hits (the stores' query_hits, iter_hits, get_hit, stats,
 # plan...) leaves out the rows `seized verify` does not account for: ids below 1 (seized
@@ -34,6 +40,20 @@ def outside_chain_note(count: int) -> str:
     """What a reader says of the rows with ids below 1 it left out."""
     return (f"warning: {count} row{'s' if count != 1 else ''} outside the chain (id below 1, which seized never "
             "gives) left out; run `seized verify`")
+
+
+def utc_moment(value: datetime) -> datetime:
+    """A time a filter names, in UTC (naive means UTC); ValueError outside the range the stores can
+    compare (EARLIEST..LATEST): 0001-01-01T00:00:00+14:00 is no instant of year 1 in UTC, nor
+    9999-12-31T23:59:59-14:00 of year 9999."""
+    try:
+        moment = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        moment = None
+    if moment is None or not EARLIEST <= moment <= LATEST:
+        raise ValueError(f"out of range: {value.isoformat()} must be, in UTC, between "
+                         f"{EARLIEST:%Y-%m-%dT%H:%M:%SZ} and {LATEST:%Y-%m-%dT%H:%M:%SZ}")
+    return moment
 
 
 class HitFilter(BaseModel):
@@ -80,6 +100,11 @@ class HitFilter(BaseModel):
     def _domain(cls, value: str | None) -> str | None:
         return canonical_domain(value) if value is not None else None
 
+    @field_validator("since", "until")
+    @classmethod
+    def _moment(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else utc_moment(value)
+
     @property
     def has_range(self) -> bool:
         """Filters served by an index range (rather than an equality lookup already in id order)."""
@@ -94,7 +119,7 @@ def parse_cursor(cursor: str | None) -> int | None:
     """Cursors are opaque to clients; here, the id of the last hit of the previous page."""
     if cursor is None:
         return None
-    if not cursor.isdigit():
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 19 or int(cursor) > MAX_ID:  # ("²".isdigit() is true)
         raise ValueError("invalid cursor")
     return int(cursor)
 

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
-from ..query import parse_cursor, utc_text
+from ..query import parse_cursor, utc_moment, utc_text
 from .auth import ERRORS, problem, require
 from .deps import StoreDep
 
@@ -94,6 +94,7 @@ async def read_audit(
     """The audit log, newest first."""
     try:
         before_id = parse_cursor(cursor)
+        since, until = (None if moment is None else utc_moment(moment) for moment in (since, until))
     except ValueError as error:
         raise HTTPException(422, str(error)) from error
     rows = await store.query_audit(

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, create_model
 
 from ..hit_fields import FIELDS
-from ..query import (EXPORT_FORMATS, GROUPS, MAX_PAGE, OUTSIDE_CHAIN_HEADER, Exporter, ExportFormat, HitFilter,
+from ..query import (EXPORT_FORMATS, GROUPS, MAX_ID, MAX_PAGE, OUTSIDE_CHAIN_HEADER, Exporter, ExportFormat, HitFilter,
                      outside_chain_note, parse_cursor, record)
 from .auth import ERRORS, problem, require
 from .deps import StoreDep
@@ -103,8 +103,8 @@ async def export_hits(request: Request, store: StoreDep, filters: Filters, forma
 
 @router.get("/hits/{hit_id}", response_model=HitRecord, responses={404: problem("no such hit")})
 async def get_hit(request: Request, store: StoreDep, hit_id: int) -> HitRecord:
-    """One hit, every field. A row outside the chain is no hit: 404."""
-    row = await store.get_hit(hit_id)
+    """One hit, every field. A row outside the chain is no hit: 404 (so is an id past 64 bits, which no row can have)."""
+    row = await store.get_hit(hit_id) if 1 <= hit_id <= MAX_ID else None
     request.state.audit_rows = 0 if row is None else 1
     if row is None:
         raise HTTPException(404, f"no hit {hit_id}")
