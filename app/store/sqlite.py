@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import io
 import ipaddress
 import json
@@ -201,6 +202,21 @@ def now_iso() -> str:
     return utc_text()
 
 
+def _undone_on_error(write):
+    """A write that fails (locked past the busy timeout, a full disk...) rolls its transaction back.
+    Left open, the next read would pin its snapshot: stale reads (domain changes never seen), a WAL
+    that only grows, and every later write refused at once (tests/test_outside_lock.py)."""
+    @functools.wraps(write)
+    async def guarded(self, *args, **kwargs):
+        try:
+            return await write(self, *args, **kwargs)
+        except BaseException:
+            if self.db is not None and self.db.in_transaction:
+                await self.db.rollback()
+            raise
+    return guarded
+
+
 class SQLiteStore:
     unavailable = (sqlite3.OperationalError,)  # locked past the busy timeout, unreadable, disk I/O
 
@@ -273,6 +289,7 @@ class SQLiteStore:
     # Stored in hit_rows and header_sets, read as the record through the view `hits` (layout.py).
     # Queries filter on hit_rows' columns (HitFilter.where) and read the record's columns from it.
 
+    @_undone_on_error
     async def insert_hits(self, rows: list[tuple]) -> int:
         """Chained rows (COLUMNS + prev_hash, hash) in one transaction; all or none."""
         before = self.db.total_changes
@@ -284,6 +301,7 @@ class SQLiteStore:
             raise
         return self.db.total_changes - before
 
+    @_undone_on_error
     async def write_hits(self, rows: list[tuple]) -> None:
         """Chained rows (COLUMNS + prev_hash, hash) into hit_rows, each distinct header set once,
         in the caller's transaction (not committed here)."""
@@ -343,6 +361,7 @@ class SQLiteStore:
         """Every node's hits received before `cutoff`, each node's as one stretch (purge)."""
         return [record for node in await self.nodes() if (record := await self.purge(node, cutoff, signer))]
 
+    @_undone_on_error
     async def purge(self, node: str, cutoff: str, signer=None) -> dict | None:
         """Delete the node's oldest hits received before `cutoff`, as one stretch from the start of
         its chain (up to its first hit that is not older, and no further than a checkpoint covers),
@@ -404,6 +423,7 @@ class SQLiteStore:
     async def nodes(self) -> list[str]:
         return [row["node"] for row in await self._all("SELECT DISTINCT node FROM hit_rows ORDER BY node", [])]
 
+    @_undone_on_error
     async def add_checkpoint(self, *, node, at, count, last_id, head, public_key, signature, clock=None,
                              tsa_token=None) -> None:
         await self.db.execute("INSERT INTO checkpoints (node, at, count, last_id, head, public_key, signature, clock, "
@@ -558,6 +578,7 @@ class SQLiteStore:
             if rows:
                 yield rows
 
+    @_undone_on_error
     async def load_table(self, table: str, rows: list[dict]) -> None:
         if rows:
             columns = list(rows[0])
@@ -571,6 +592,7 @@ class SQLiteStore:
             yield rows
             after = rows[-1]["id"]
 
+    @_undone_on_error
     async def load_hits(self, rows: list[dict]) -> None:
         """Hits with their ids, uids and hashes as they were (a copy, not an ingest)."""
         try:
@@ -585,6 +607,7 @@ class SQLiteStore:
 
     # -- node leases ----------------------------------------------------------------------------
 
+    @_undone_on_error
     async def claim_node(self, node: str, holder: str, ttl_s: float) -> dict | None:
         """Take or renew the lease on `node` for `ttl_s` seconds. None when `holder` has it now; the
         other holder's lease when that one is still live."""
@@ -605,6 +628,7 @@ class SQLiteStore:
             raise
         return None
 
+    @_undone_on_error
     async def release_node(self, node: str, holder: str) -> None:
         await self.db.execute("DELETE FROM node_leases WHERE node = ? AND holder = ?", (node, holder))
         await self.db.commit()
@@ -615,6 +639,7 @@ class SQLiteStore:
         async with self.db.execute("SELECT * FROM domains ORDER BY name") as cursor:
             return [dict(row) for row in await cursor.fetchall()]
 
+    @_undone_on_error
     async def add_domain(self, name: str, replace: bool = False, **fields) -> bool:
         """Insert a domain; with `replace`, overwrite its settings. False if it existed and was kept."""
         values = {k: fields.get(k) for k in DOMAIN_FIELDS}
@@ -633,6 +658,7 @@ class SQLiteStore:
         await self.db.commit()
         return cursor.rowcount > 0
 
+    @_undone_on_error
     async def seed_domain(self, name: str, **fields) -> bool:
         """Add a domain from the config file, once per name ever: True if it was added now."""
         cursor = await self.db.execute("INSERT OR IGNORE INTO domain_seeds VALUES (?, ?)", (name, now_iso()))
@@ -645,6 +671,7 @@ class SQLiteStore:
         rows = await self._all("SELECT * FROM domains WHERE name = ?", [name])
         return rows[0] if rows else None
 
+    @_undone_on_error
     async def update_domain(self, name: str, **fields) -> bool:
         """Change only the given fields (None clears a notice field back to the [notice] default)."""
         allowed = {k: v for k, v in fields.items() if k in (*DOMAIN_FIELDS, "active")}
@@ -656,6 +683,7 @@ class SQLiteStore:
         await self.db.commit()
         return cursor.rowcount > 0
 
+    @_undone_on_error
     async def remove_domain(self, name: str) -> bool:
         cursor = await self.db.execute("DELETE FROM domains WHERE name = ?", (name,))
         await self.db.commit()
@@ -672,6 +700,7 @@ class SQLiteStore:
 
     # -- tokens ------------------------------------------------------------------------------
 
+    @_undone_on_error
     async def add_token(self, token_id: str, name: str, role: str, secret_sha256: str, expires_at: str | None) -> None:
         await self.db.execute("INSERT INTO tokens (id, name, role, secret_sha256, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
                               (token_id, name, role, secret_sha256, now_iso(), expires_at))
@@ -684,11 +713,13 @@ class SQLiteStore:
     async def list_tokens(self) -> list[dict]:
         return await self._all("SELECT id, name, role, created_at, expires_at, revoked_at, last_used_at FROM tokens ORDER BY created_at", [])
 
+    @_undone_on_error
     async def revoke_token(self, name: str) -> bool:
         cursor = await self.db.execute("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", (now_iso(), name))
         await self.db.commit()
         return cursor.rowcount > 0
 
+    @_undone_on_error
     async def touch_token(self, token_id: str) -> None:
         await self.db.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (now_iso(), token_id))
         await self.db.commit()
@@ -700,6 +731,7 @@ class SQLiteStore:
 
     # -- audit -------------------------------------------------------------------------------
 
+    @_undone_on_error
     async def add_audit(self, *, token_name, role, client_ip, method, endpoint, filters: str, rows, status) -> None:
         await self.db.execute(
             "INSERT INTO audit (at, token_name, role, client_ip, method, endpoint, filters, rows, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -718,6 +750,7 @@ class SQLiteStore:
 
     # -- subjects (seized subscriber records) ------------------------------------------------
 
+    @_undone_on_error
     async def import_subjects(self, case_ref: str, records: list[tuple[str, str]]) -> tuple[int, int]:
         """(account, attributes JSON) pairs for a case; re-importing the same file changes nothing.
         Returns (added, changed)."""
@@ -746,6 +779,7 @@ class SQLiteStore:
         rows = await self._all("SELECT segment, offset, records FROM journal_progress", [])
         return {row["segment"]: (row["offset"], row["records"]) for row in rows}
 
+    @_undone_on_error
     async def ingest_batch(self, rows: list[tuple], progress: dict[str, tuple[int, int]], gaps: list[dict]) -> None:
         """Chained rows, how far each segment has been read and the gaps found, in one transaction:
         after a crash, ingest resumes exactly where the last commit left off."""
@@ -766,6 +800,7 @@ class SQLiteStore:
             await self.db.rollback()
             raise
 
+    @_undone_on_error
     async def forget_segment(self, segment: str) -> None:
         """A journal segment fully ingested and deleted: its progress row goes too."""
         await self.db.execute("DELETE FROM journal_progress WHERE segment = ?", [segment])
