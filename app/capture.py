@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 from .config import Network
@@ -90,33 +91,55 @@ def unmapped(ip: str) -> str:
     return ip
 
 
+FORWARDED_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
+PORT = re.compile(r"[0-9]{1,5}")  # ASCII digits only: "²".isdigit() is true and int("²") fails
+
+
+def parse_port(text: str | bytes) -> int | None:
+    """A TCP port as a proxy writes it, else None (no sign, no spaces inside, no non-ASCII digits)."""
+    if isinstance(text, bytes):
+        text = text.decode("latin-1")
+    if not PORT.fullmatch(text):
+        return None
+    port = int(text)
+    return port if 0 < port < 65536 else None
+
+
 def parse_node(node: str) -> tuple[str | None, int | None]:
     """A Forwarded `for=` node or an X-Forwarded-For entry -> (ip, port), (None, None) if unusable."""
     node = node.strip().strip('"').strip()
     port = None
     if node.startswith("["):
         host, _, rest = node[1:].partition("]")
-        if rest.startswith(":") and rest[1:].isdigit():
-            port = int(rest[1:])
+        if rest.startswith(":"):
+            port = parse_port(rest[1:])
     elif node.count(":") == 1:
         host, _, port_text = node.partition(":")
-        if port_text.isdigit():
-            port = int(port_text)
+        port = parse_port(port_text)
     else:
         host = node
     address = parse_ip(host)
     if address is None:
         return None, None
-    return str(address), port if port is not None and 0 < port < 65536 else None
+    return str(address), port
 
 
-def forwarded_chain(headers: list[tuple[bytes, bytes]]) -> tuple[list[str], str | None] | None:
-    """Hops from `Forwarded` (RFC 7239), else `X-Forwarded-For`, oldest first, plus the proto the
-    nearest proxy reports. None when neither header is present."""
-    forwarded = [v for k, v in headers if k == b"forwarded"]
-    if forwarded:
+def forwarded_chain(headers: list[tuple[bytes, bytes]], header: str = "x-forwarded-for") -> tuple[list[str], str | None] | None:
+    """Hops from the one forwarding header believed (`header`: x-forwarded-for, forwarded or
+    x-real-ip), oldest first, plus the scheme that mechanism reports. None when that header is
+    absent; any other forwarding header is ignored here (it is stored with the hit, never believed).
+
+    The scheme: for `forwarded`, only the nearest proxy's element (the last) counts, so a client's own
+    `Forwarded: for=...;proto=https` passed along cannot set it; for `x-forwarded-for`, the last
+    `X-Forwarded-Proto` (the proxy must set it, e.g. nginx `proxy_set_header X-Forwarded-Proto $scheme`,
+    which replaces the client's); `x-real-ip` carries none."""
+    if header == "forwarded":
+        forwarded = [v for k, v in headers if k == b"forwarded"]
+        if not forwarded:
+            return None
         hops, proto = [], None
         for element in b",".join(forwarded).decode("latin-1").split(","):
+            proto = None  # what counts is the last element's
             for pair in element.split(";"):
                 key, _, value = pair.strip().partition("=")
                 key = key.strip().lower()
@@ -125,6 +148,13 @@ def forwarded_chain(headers: list[tuple[bytes, bytes]]) -> tuple[list[str], str 
                 elif key == "proto":
                     proto = value.strip().strip('"').lower()
         return hops, proto
+    if header == "x-real-ip":
+        real = [v for k, v in headers if k == b"x-real-ip"]
+        if not real:
+            return None
+        return [real[-1].decode("latin-1")], None  # one client address; a repeated header: the last (the proxy's)
+    if header != "x-forwarded-for":
+        raise ValueError(f"unknown forwarding header: {header!r}")
     xff = [v for k, v in headers if k == b"x-forwarded-for"]
     if xff:
         proto = next((v.decode("latin-1").strip().lower() for k, v in reversed(headers) if k == b"x-forwarded-proto"), None)
@@ -134,11 +164,15 @@ def forwarded_chain(headers: list[tuple[bytes, bytes]]) -> tuple[list[str], str 
 
 class ClientResolver:
     """Who the client is: the TCP peer, unless the peer is a trusted proxy, in which case the
-    rightmost hop of its forwarding header that is not itself a trusted proxy."""
+    rightmost hop of the one forwarding header configured (`forwarded_header`) that is not itself
+    a trusted proxy. Every other forwarding header is stored with the hit and never believed."""
 
-    def __init__(self, trusted: list[Network], port_header: str):
+    def __init__(self, trusted: list[Network], port_header: str, forwarded_header: str = "x-forwarded-for"):
+        if forwarded_header not in FORWARDED_HEADERS:
+            raise ValueError(f"forwarded_header must be one of {', '.join(FORWARDED_HEADERS)}")
         self._trusted = trusted
         self._port_header = port_header.encode("latin-1")
+        self._forwarded_header = forwarded_header
 
     def is_trusted(self, ip: str | None) -> bool:
         address = parse_ip(ip) if ip else None
@@ -151,7 +185,7 @@ class ClientResolver:
             peer_ip = str(address) if address is not None else peer_ip
         if not self._trusted or not self.is_trusted(peer_ip):
             return peer_ip, peer_port, scheme
-        chain = forwarded_chain(headers)
+        chain = forwarded_chain(headers, self._forwarded_header)
         if chain is None:
             return peer_ip, peer_port, scheme
         hops, proto = chain
@@ -176,8 +210,5 @@ class ClientResolver:
         """The source port the nearest proxy saw, if it sends one (e.g. nginx `$remote_port`)."""
         for name, value in reversed(headers):
             if name == self._port_header:
-                text = value.strip()
-                if text.isdigit() and 0 < int(text) < 65536:
-                    return int(text)
-                return None
+                return parse_port(value.strip())
         return None

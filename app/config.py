@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
@@ -76,9 +76,13 @@ class Settings(BaseSettings):
     # Public listener processes sharing the port; the ingest process and the management API run beside them.
     workers: Annotated[int, Field(ge=1, le=64)] = 1
 
-    # Peers whose Forwarded / X-Forwarded-For / client-port header is believed.
+    # Peers whose forwarding header (the one named in forwarded_header) and client-port header are believed.
     trusted_proxies: list[Network] = []
     client_port_header: str = "x-real-port"
+    # The one header a trusted proxy's client address is taken from (and, for x-forwarded-for, the
+    # scheme from X-Forwarded-Proto; for forwarded, from its nearest element's proto=): any other is
+    # stored with the hit and never believed.
+    forwarded_header: Literal["x-forwarded-for", "forwarded", "x-real-ip"] = "x-forwarded-for"
     # Request bodies: at most this many bytes are read into the hash; the rest is only counted.
     body_cap: int = 64 * 1024
 
@@ -141,6 +145,11 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, name: str) -> str:
         return name.lower()
+
+    @field_validator("forwarded_header", mode="before")
+    @classmethod
+    def _lower_forwarded(cls, name):
+        return name.strip().lower() if isinstance(name, str) else name
 
     @model_validator(mode="after")
     def _under_data_dir(self) -> "Settings":

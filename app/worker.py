@@ -47,7 +47,7 @@ async def serve(settings: Settings, sock: socket.socket, index: int, counters: C
     table, domains_stamp = read_table_file(domains_file, settings.notice)
     app = PublicApp(
         node=settings.node, domains=table,
-        resolver=ClientResolver(settings.trusted_proxies, settings.client_port_header),
+        resolver=ClientResolver(settings.trusted_proxies, settings.client_port_header, settings.forwarded_header),
         html=HtmlNotice(settings.templates_dir, languages),
         assets=Assets(settings.static_dir, [*SECURITY_HEADERS, (b"cache-control", b"public, max-age=3600")]),
         languages=languages, journal=journal, videos=NoticeVideos(settings.video_dir),

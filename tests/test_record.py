@@ -166,13 +166,13 @@ def test_spoofed_forwarding_headers_from_an_untrusted_peer_are_ignored(server):
     # Rightmost untrusted hop: the left entries could have been written by the client itself.
     ([("X-Forwarded-For", "6.6.6.6, 203.0.113.5, 10.1.2.3")], "203.0.113.5", None),
     ([("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-For", "203.0.113.9")], "203.0.113.9", None),
-    ([("Forwarded", 'for="203.0.113.60:47011";proto=https')], "203.0.113.60", 47011),
-    ([("Forwarded", 'for="[2001:db8:cafe::17]:4711"')], "2001:db8:cafe::17", 4711),
-    ([("Forwarded", "for=192.0.2.43, for=198.51.100.17;by=10.0.0.1")], "198.51.100.17", None),
-    # Forwarded wins over X-Forwarded-For when both are present.
-    ([("Forwarded", "for=192.0.2.44"), ("X-Forwarded-For", "192.0.2.99")], "192.0.2.44", None),
+    # Only the header chosen in forwarded_header (here the default, x-forwarded-for) is believed: a
+    # client's own Forwarded, passed through by the proxy, is stored and ignored (issue 12).
+    ([("Forwarded", 'for="6.6.6.6:1234";proto=https'), ("X-Forwarded-For", "192.0.2.99")], "192.0.2.99", None),
+    ([("Forwarded", 'for="203.0.113.60:47011";proto=https')], "127.0.0.1", "peer"),
+    ([("X-Real-IP", "203.0.113.61")], "127.0.0.1", "peer"),
     # A hidden client behind the proxy: nothing beyond that hop is believed.
-    ([("Forwarded", "for=unknown")], "127.0.0.1", "peer"),
+    ([("X-Forwarded-For", "unknown")], "127.0.0.1", "peer"),
     ([("X-Forwarded-For", "not-an-ip")], "127.0.0.1", "peer"),
     ([("X-Real-Port", "99999"), ("X-Forwarded-For", "203.0.113.5")], "203.0.113.5", None),
     ([], "127.0.0.1", "peer"),
@@ -189,9 +189,16 @@ def test_trusted_proxy_headers_give_the_client(proxied_server, headers, client_i
 
 
 def test_forwarded_proto_sets_the_scheme(proxied_server):
-    response = proxied_server.request(headers=[("Forwarded", "for=203.0.113.8;proto=https")])
+    response = proxied_server.request(headers=[("X-Forwarded-For", "203.0.113.8"), ("X-Forwarded-Proto", "https")])
     row = proxied_server.row_for_port(response.local_port, by="peer_port")
     assert row["scheme"] == "https"
+
+
+def test_a_forwarded_proto_is_not_believed_beside_x_forwarded_for(proxied_server):
+    response = proxied_server.request(headers=[("Forwarded", 'for="6.6.6.6:1234";proto=https'), ("X-Forwarded-For", "203.0.113.9")])
+    row = proxied_server.row_for_port(response.local_port, by="peer_port")
+    assert (row["client_ip"], row["client_port"], row["scheme"]) == ("203.0.113.9", None, "http")
+    assert ["forwarded", 'for="6.6.6.6:1234";proto=https'] in headers_of(row)  # kept as evidence, not believed
 
 
 def test_hits_cannot_be_edited_in_place(server):
