@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import defaultdict, deque
 
@@ -32,12 +33,20 @@ ERRORS = {
 
 class FailureLimiter:
     """After `limit` failed authentications from one address within `window` seconds, that
-    address gets 429 until the window has passed. Failures are counted for the metrics."""
+    address gets 429 until the window has passed. Checks still running count against the limit
+    too, so a burst of concurrent wrong tokens cannot all be checked before the first failure is
+    counted. During a lockout, a token that authenticated within the window is still let through
+    (investigators behind the same NAT as an attacker keep working); any other gets 429 unchecked.
+    Failures are counted for the metrics."""
+
+    REMEMBERED = 4096  # tokens that authenticated lately (their SHA-256), for lockouts
 
     def __init__(self, limit: int = 10, window: float = 60.0):
         self.limit = limit
         self.window = window
         self._failures: dict[str, deque] = defaultdict(deque)
+        self._checking: dict[str, int] = defaultdict(int)
+        self._good: dict[str, float] = {}  # SHA-256 of a token -> when it last authenticated
         self.failed = 0
         self.throttled = 0
 
@@ -50,16 +59,40 @@ class FailureLimiter:
             del self._failures[address]
         return failures
 
-    def retry_after(self, address: str) -> int | None:
+    def admit(self, address: str, token: str) -> int | None:
+        """Before a token is checked: None to go on (then `done`), or the seconds to wait (429)."""
         failures = self._recent(address)
-        if len(failures) < self.limit:
-            return None
-        self.throttled += 1
-        return max(1, int(failures[0] + self.window - time.monotonic()) + 1)
+        if len(failures) + self._checking[address] >= self.limit and not self._known_good(token):
+            if not self._checking[address]:
+                del self._checking[address]
+            self.throttled += 1
+            oldest = failures[0] if failures else time.monotonic()
+            return max(1, int(oldest + self.window - time.monotonic()) + 1)
+        self._checking[address] += 1
+        return None
 
-    def fail(self, address: str) -> None:
-        self.failed += 1
-        self._failures[address].append(time.monotonic())
+    def done(self, address: str, token: str, ok: bool | None) -> None:
+        """After the check: `ok` True (authenticated), False (a failure) or None (no answer)."""
+        self._checking[address] -= 1
+        if not self._checking[address]:
+            del self._checking[address]
+        if ok is None:
+            return
+        if ok:
+            if len(self._good) >= self.REMEMBERED:
+                self._good.clear()
+            self._good[_sha256(token)] = time.monotonic()
+        else:
+            self.failed += 1
+            self._failures[address].append(time.monotonic())
+
+    def _known_good(self, token: str) -> bool:
+        seen = self._good.get(_sha256(token)) if token else None
+        return seen is not None and time.monotonic() - seen < self.window
+
+
+def _sha256(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
 def require(*roles: str):
@@ -68,15 +101,18 @@ def require(*roles: str):
     async def check(request: Request, store: StoreDep) -> Principal:
         limiter: FailureLimiter = request.app.state.limiter
         address = request.client.host if request.client else "unknown"
-        retry = limiter.retry_after(address)
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        token = token.strip() if scheme.lower() == "bearer" else ""
+        retry = limiter.admit(address, token)
         if retry is not None:
             raise HTTPException(429, "too many failed authentications; retry later", headers={"Retry-After": str(retry)})
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        principal = None
-        if scheme.lower() == "bearer" and token.strip():
-            principal = await verify_token(store, token.strip())
+        outcome = None  # a store that cannot answer (503) is no failed authentication
+        try:
+            principal = await verify_token(store, token) if token else None
+            outcome = principal is not None
+        finally:
+            limiter.done(address, token, outcome)
         if principal is None:
-            limiter.fail(address)
             raise HTTPException(401, "missing, invalid, expired or revoked token", headers={"WWW-Authenticate": "Bearer"})
         request.state.principal = principal
         if principal.role not in roles:
