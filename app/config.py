@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import NoDecode, BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -71,7 +71,9 @@ class Settings(BaseSettings):
     # journal (journal/), rendered notice videos (video/) and the run files (run/).
     data_dir: Path = Path("data")
     db: str | None = None  # default: sqlite:///<data_dir>/seized.db
-    public: str = "0.0.0.0:8080"
+    # The public listener's addresses (IPTV panels use 80, 8080, 8000, 25461, 2095, 8880...): a list, or
+    # one address, or several separated by commas (SEIZED_PUBLIC). `[::]:PORT` takes IPv4 and IPv6 alike.
+    public: Annotated[list[str], NoDecode] = ["[::]:8080"]
     admin: str = "127.0.0.1:8081"
     # Public listener processes sharing the port; the ingest process and the management API run beside them.
     workers: Annotated[int, Field(ge=1, le=64)] = 1
@@ -140,6 +142,16 @@ class Settings(BaseSettings):
 
     notice: NoticeSettings = NoticeSettings()
     domains: list[DomainSeed] = []
+
+    @field_validator("public", mode="before")
+    @classmethod
+    def _public(cls, value):
+        addresses = [a.strip() for a in value.split(",")] if isinstance(value, str) else list(value)
+        if not addresses or not all(addresses):
+            raise ValueError("public: at least one HOST:PORT")
+        for address in addresses:
+            split_address(address)  # a malformed one is refused here, not when binding
+        return addresses
 
     @field_validator("client_port_header")
     @classmethod

@@ -45,10 +45,21 @@ RESTART_BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)  # a process that keeps dying is res
 
 
 def public_socket(address: str) -> socket.socket:
+    """A listening socket for one public address. `[::]:PORT` is dual-stack: IPv6 and IPv4 (as
+    mapped addresses, unmapped again where a hit is recorded) on the one port; on a host without
+    IPv6 it falls back to `0.0.0.0:PORT`."""
     host, port = split_address(address)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError:
+        if host != "::":
+            raise
+        log.warning("no IPv6 on this host: %s listens on 0.0.0.0:%d (IPv4 only)", address, port)
+        return public_socket(f"0.0.0.0:{port}")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if host == "::" else 1)
     sock.bind((host, port))
     sock.listen(4096)
     sock.setblocking(False)
@@ -112,11 +123,11 @@ class Child:
 class Pipeline:
     """The worker and ingest processes, and what they report."""
 
-    def __init__(self, settings: Settings, sock: socket.socket):
+    def __init__(self, settings: Settings, socks: list[socket.socket]):
         # The settings as a plain Settings (the loader's subclass is local, so it cannot be pickled).
         settings = Settings.model_construct(**dict(settings))
         self.settings = settings
-        self.workers = [Child(f"worker-{i}", worker.run, (settings, sock, i), Counters(WORKER_FIELDS))
+        self.workers = [Child(f"worker-{i}", worker.run, (settings, socks, i), Counters(WORKER_FIELDS))
                         for i in range(settings.workers)]
         self.ingest = Child("ingest", ingest.run, (settings,), Counters(INGEST_FIELDS))
         # The management process reports the pipeline live, from the same shared counters.
@@ -214,17 +225,20 @@ async def serve(settings: Settings) -> None:
     setup_logging("main")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
-    sock = public_socket(settings.public)  # first: a port in use stops us before anything starts
+    socks = []
     try:
+        for address in settings.public:  # first: a port in use stops us before anything starts
+            socks.append(public_socket(address))
         check_free(settings.admin)
         await prepare_database(settings)
-        await supervise(settings, sock)
+        await supervise(settings, socks)
     finally:
-        sock.close()
+        for sock in socks:
+            sock.close()
 
 
-async def supervise(settings: Settings, sock: socket.socket) -> None:
-    pipeline = Pipeline(settings, sock)
+async def supervise(settings: Settings, socks: list[socket.socket]) -> None:
+    pipeline = Pipeline(settings, socks)
     pipeline.start()
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()

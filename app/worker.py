@@ -29,16 +29,16 @@ log = logging.getLogger("seized.worker")
 SWEEP = 1.0  # seconds between checks for idle connections, held hits and a new domain list
 
 
-def run(settings: Settings, sock: socket.socket, index: int, array) -> None:
+def run(settings: Settings, socks: list[socket.socket], index: int, array) -> None:
     """Process entry point (multiprocessing, spawn)."""
     die_with_parent()
     setup_logging(f"worker-{index}")
     counters = Counters(WORKER_FIELDS, array)
     counters.mark_started()
-    raise SystemExit(run_async(serve(settings, sock, index, counters)))
+    raise SystemExit(run_async(serve(settings, socks, index, counters)))
 
 
-async def serve(settings: Settings, sock: socket.socket, index: int, counters: Counters) -> int:
+async def serve(settings: Settings, socks: list[socket.socket], index: int, counters: Counters) -> int:
     journal = JournalWriter(settings.journal_dir, f"{re.sub(r'[^A-Za-z0-9_-]', '_', settings.node)}.w{index}", settings.journal_segment_mb * 1024 * 1024,
                             settings.fsync_interval_ms / 1000, settings.journal_held_limit, counters.array)
     journal.open()
@@ -54,8 +54,8 @@ async def serve(settings: Settings, sock: socket.socket, index: int, counters: C
     )
     loop = asyncio.get_running_loop()
     connections: set[HttpConnection] = set()
-    server = await loop.create_server(lambda: HttpConnection(app, connections, settings.body_cap), sock=sock,
-                                      backlog=2048)
+    servers = [await loop.create_server(lambda: HttpConnection(app, connections, settings.body_cap), sock=sock, backlog=2048)
+               for sock in socks]  # one per public address, the same app behind each
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
@@ -83,7 +83,8 @@ async def serve(settings: Settings, sock: socket.socket, index: int, counters: C
 
     # Stop: accept nothing more, let connections finish what they were answering, then close
     # the journal; anything it could not save is counted and reported.
-    server.close()
+    for server in servers:
+        server.close()
     for connection in list(connections):
         connection.shutdown()
     deadline = time.monotonic() + settings.stop_timeout_s * 0.4

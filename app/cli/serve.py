@@ -13,7 +13,8 @@ from .common import ConfigOption, DataDirOption, DbOption, cli_settings
 
 def serve(
     config: ConfigOption = None,
-    public: Annotated[Optional[str], typer.Option(help="Public listener HOST:PORT [0.0.0.0:8080].")] = None,
+    public: Annotated[Optional[list[str]], typer.Option(
+        help="Public listener HOST:PORT; repeatable (every port a panel used) [[::]:8080, IPv4 and IPv6].")] = None,
     admin: Annotated[Optional[str], typer.Option(help="Management listener HOST:PORT [127.0.0.1:8081].")] = None,
     db: DbOption = None,
     data_dir: DataDirOption = None,
