@@ -32,11 +32,42 @@ class ClientInfo:
     extension: str = ""  # of a stream URL: ts, m3u8, mp4...
 
 
-OUR_AND_PORTAL_DIRECTORIES = ("_seized", "c", "stalker_portal")  # exact case: a user "C" is a user
+OUR_AND_PORTAL_DIRECTORIES = ("_seized", "stalker_portal")  # exact case: a user "C" is a user
+# A Stalker portal's own files sit under /c/ (/c/img/1.png): /c/P/ID is a stream of user "c" only
+# when ID names a stream (bare digits, or a stream or video extension).
+PORTAL_FILES = "c"
+STREAM_EXTENSIONS = frozenset({"ts", "m3u8", "m3u", "mpd", "m4s", "aac", "mp3", "mka", "3gp", "ogv"}) | VOD_EXTENSIONS
+
+
+def decoded_segments(path: str) -> list[str]:
+    """A request path's segments, each percent-decoded on its own (an encoded / stays inside its
+    segment, as a PHP panel's router would see it): what classification and redaction both look at."""
+    return [unquote(segment) if "%" in segment else segment for segment in path.split("/")[1:]]
+
+
+def _fully_decoded(segment: str) -> str:
+    for _ in range(4):  # %2573 -> %73 -> s: however often a client encoded it
+        if "%" not in segment:
+            break
+        decoded = unquote(segment)
+        if decoded == segment:
+            break
+        segment = decoded
+    return segment
+
+
+def _short_stream_id(segment: str, head: str) -> bool:
+    """The ID of /U/P/ID(.ext): digits, with no extension or one a stream or video has."""
+    if not STREAM_ID.match(segment):
+        return False
+    extension = segment.rpartition(".")[2].lower() if "." in segment else ""
+    if extension and extension not in STREAM_EXTENSIONS:
+        return False
+    return not (head == PORTAL_FILES and not extension)  # /c/x/1: a portal file; /c/P/1.ts: user "c"
 
 
 def credential_segments(segments: list[str]) -> tuple[int, int] | None:
-    """Where the username and password sit in a stream path, as indexes into its segments."""
+    """Where the username and password sit in a stream path (decoded segments), as indexes into its segments."""
     if not segments:
         return None
     head = segments[0].lower()
@@ -46,28 +77,48 @@ def credential_segments(segments: list[str]) -> tuple[int, int] | None:
         return 1, 2
     if head == "hlsr" and len(segments) >= 5:  # /hlsr/TOKEN/U/P/... [unverified layout]
         return 2, 3
-    if len(segments) == 3 and STREAM_ID.match(segments[2]) and segments[0] not in OUR_AND_PORTAL_DIRECTORIES:
+    if len(segments) == 3 and segments[0] not in OUR_AND_PORTAL_DIRECTORIES and _short_stream_id(segments[2], segments[0]):
         return 0, 1  # /U/P/ID(.ext)
     return None
 
 
 def redact_path(path: str, mask: str) -> str:
-    """The password segment of a stream path replaced by `mask`; any other path unchanged."""
+    """The password segment of a stream path replaced by `mask`; any other path unchanged.
+
+    Decided on the percent-decoded segments, as classify() decides (so /%6Cive/U/P/1.ts loses its
+    password), and also on segments decoded until nothing changes (a doubly encoded /%256Cive/...):
+    a password a server might read is never kept, whatever the encoding."""
     if path.count("/") < 3:  # no stream path is that short
         return path
-    segments = path.split("/")[1:]
-    where = credential_segments(segments)
+    raw = path.split("/")[1:]
+    where = credential_segments(decoded_segments(path))
+    if where is None and "%" in path:
+        where = credential_segments([_fully_decoded(segment) for segment in raw])
     if where is None:
         return path
-    segments[where[1]] = mask
-    return "/" + "/".join(segments)
+    raw[where[1]] = mask
+    return "/" + "/".join(raw)
+
+
+def _text(raw: bytes) -> str:
+    """Raw bytes as the text a client meant: UTF-8 where valid (as percent-encoded bytes are read),
+    else latin-1, so one account sent raw or percent-encoded is the same account."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def param_key(key: str) -> str:
+    """A decoded query or form key as compared: classification and redaction use the same rule."""
+    return key.strip().lower()
 
 
 def _params(query: bytes, form: bytes | None) -> dict[str, str]:
     params: dict[str, str] = {}
     for source in (form or b"", query):  # query wins, as PHP's $_REQUEST order would have it
-        for key, value in parse_qsl(source.decode("latin-1"), keep_blank_values=True):
-            params[key.strip().lower()] = value
+        for key, value in parse_qsl(_text(source), keep_blank_values=True):
+            params[param_key(key)] = value
     return params
 
 
@@ -86,11 +137,10 @@ def _header(headers, name: bytes) -> str | None:
 
 
 def classify(raw_path: bytes, query: bytes, form: bytes | None, headers) -> ClientInfo:
-    path = raw_path.decode("latin-1")
-    if "%" in path:
-        path = unquote(path)
+    raw = _text(raw_path)
+    segments = decoded_segments(raw)
+    path = unquote(raw) if "%" in raw else raw
     lower = path.lower().rstrip("/") or "/"
-    segments = [s for s in path.split("/")[1:]]
 
     if lower in ("/player_api.php", "/panel_api.php", "/get.php", "/xmltv.php", "/enigma2.php", "/streaming/timeshift.php"):
         params = _params(query, form)

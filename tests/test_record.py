@@ -132,6 +132,22 @@ def test_json_and_multipart_bodies_are_hashed_as_sent_and_not_read_as_forms(serv
     assert "alice" not in stored and "hunter2" not in stored  # the body itself is not stored, only its hash
 
 
+@pytest.mark.parametrize("target", ["/%6Cive/alice/SECRETPW2/1.ts", "/%6cive/alice/SECRETPW2/1%2Ets", "/alice/SECRETPW2/%31",
+                                    "/%256Cive/alice/SECRETPW2/1.ts", "/c/SECRETPW2/7.m3u8"])
+def test_a_percent_encoded_stream_path_is_stored_without_its_password(server, target):
+    """Issue 12: the path was classified decoded (a stream for alice) but redacted as sent."""
+    response = server.request(target=target, headers=[("Referer", f"http://panel.example{target}"), ("Cookie", "password=SECRETPW2")])
+    row = server.row_for_port(response.local_port)
+    assert row["path"] == target.replace("SECRETPW2", "[REDACTED]")
+    assert "SECRETPW2" not in json.dumps(row)
+
+
+@pytest.mark.parametrize("target", ["/images/2024/1.png", "/c/img/1.png"])
+def test_a_path_that_is_no_stream_is_stored_as_sent(server, target):
+    response = server.request(target=target)
+    assert server.row_for_port(response.local_port)["path"] == target
+
+
 def test_authorization_secrets_are_redacted(server):
     basic = base64.b64encode(b"alice:hunter2").decode()
     response = server.request(headers=[

@@ -141,6 +141,9 @@ def test_user_agent_is_never_consulted():
     (["u", "p", "1"], (0, 1)), (["u", "p", "1.ts"], (0, 1)), (["u", "p", "1.m3u8"], (0, 1)), (["u", "p", "1.abcdef"], None),
     (["u", "p", "x1"], None), (["u", "p", "1", "2"], None), (["_seized", "video", "1"], None), (["c", "u", "1"], None),
     (["stalker_portal", "c", "1"], None), (["C", "u", "1"], (0, 1)),  # exact case: a user "C" may hide a password
+    (["c", "u", "1.ts"], (0, 1)), (["c", "0000", "77.m3u8"], (0, 1)),  # a stream extension: user "c" (issue 12)
+    (["c", "img", "1.png"], None), (["images", "2024", "1.png"], None), (["static", "v2", "1.css"], None),  # no stream
+    (["u", "p", "1.MKV"], (0, 1)), (["u", "p", "1.mp4"], (0, 1)),
 ])
 def test_credential_segments(segments, expected):
     assert credential_segments(segments) == expected
@@ -157,7 +160,7 @@ def test_redact_path(path, redacted):
     assert redact_path(path, "M") == redacted
 
 
-# ASCII: classify decodes raw bytes as latin-1, record.py as UTF-8 (see test_non_ascii_credentials below)
+# ASCII: classify decodes raw bytes as UTF-8 where valid, record.py likewise (see test_raw_utf8_credentials... below)
 SEGMENT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E, blacklist_characters="/%?#"), min_size=1, max_size=12)
 MASK = "[REDACTED]"
 
@@ -179,23 +182,35 @@ def test_the_password_classify_finds_in_a_path_is_what_redact_path_masks(head, u
         assert found.kind == STREAM
 
 
-@pytest.mark.xfail(strict=True, reason="known leak, app/clients.py not changed here: classify() percent-decodes the path "
-                                       "before finding the credentials, redact_path() looks at the raw path")
 @pytest.mark.parametrize("raw", [b"/%6Cive/alice/s3cret/1.ts", b"/alice/s3cret/1%2Ets", b"/alice/s3cret/%31"])
 def test_percent_encoded_stream_path_keeps_no_password(raw):
     assert classify(raw, b"", None, []).password == "s3cret"  # classify sees a stream path with a password...
     assert "s3cret" not in redact_path(raw.decode("latin-1"), "[REDACTED]")  # ...that the stored path keeps
 
 
-@pytest.mark.xfail(strict=True, reason="app/clients.py not changed here: the path is percent-decoded before it is "
-                                       "split, so an encoded / inside a segment splits it and the HMAC is of the wrong text")
+@pytest.mark.parametrize("raw", [b"/%6cive/alice/s3cret/1.ts", b"/%4C%49%56%45/alice/s3cret/1.ts", b"/live/alice/s%33cret/1.ts",
+                                 b"/%6Cive/alice/%73%33%63%72%65%74/1.ts", b"/alice/s3cret/%31%2E%74%73"])
+def test_any_single_percent_encoding_is_redacted_as_classify_reads_it(raw):
+    assert classify(raw, b"", None, []).password == "s3cret"
+    assert redact_path(raw.decode(), "M").split("/")[-2] == "M"
+
+
+@pytest.mark.parametrize("raw", [b"/%256Cive/alice/s3cret/1.ts", b"/alice/s3cret/%2531"])
+def test_a_doubly_encoded_stream_path_is_redacted_all_the_same(raw):
+    """A server decodes once, so classify sees no stream; what is stored keeps no password anyway."""
+    assert "s3cret" not in redact_path(raw.decode(), "M")
+
+
+@pytest.mark.parametrize("path", ["/images/2024/1.png", "/static/v2/1.css", "/c/img/1.png", "/c/u/1", "/_seized/x/1"])
+def test_a_path_that_is_no_stream_is_stored_as_sent(path):
+    assert classify(path.encode(), b"", None, []).kind != STREAM
+    assert redact_path(path, "M") == path
+
+
 def test_an_encoded_slash_stays_inside_its_segment():
     assert info(b"/live/alice/p%2Fss/1234.ts")[2:4] == ("alice", "p/ss")
 
 
-@pytest.mark.xfail(strict=True, reason="app/clients.py not changed here: raw UTF-8 in a query or path is read as latin-1, "
-                                       "percent-encoded UTF-8 as UTF-8, so one account sent two ways gives two account "
-                                       "values (and two different password HMACs)")
 @pytest.mark.parametrize("path, query", [(b"/player_api.php", "username=\u00e9lodie&password=p\u00e4ss".encode()),
                                          ("/live/\u00e9lodie/p\u00e4ss/1.ts".encode(), b"")])
 def test_raw_utf8_credentials_read_as_their_percent_encoded_form(path, query):
