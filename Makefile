@@ -5,14 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install chromium nodejs bench clean
+.PHONY: run test install chromium tools bench clean
 
 run: $(STAMP)
 	$(BIN)/seized serve --config config/seized.toml
 
 # Random order (pytest-randomly prints its seed; add `--randomly-seed=N` to repeat an order, or
 # `-p no:randomly` for file order) on two xdist workers, each taking a whole test file at a time.
-test: $(STAMP) chromium nodejs
+test: $(STAMP) chromium tools
 	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 install: $(STAMP)
@@ -28,9 +28,15 @@ $(STAMP): pyproject.toml
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends chromium; }
 
-# The suite checks the hash chain and packages with the independent verifier in JavaScript (app/verifier/verify.js).
-nodejs:
-	@command -v node >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends nodejs; }
+# Third-party programs the suite runs, from Debian's packages, each installed only when missing:
+# node (the independent verifier, app/verifier/verify.js), nginx with its stream module and HAProxy
+# (PROXY protocol in front of the listener).
+tools:
+	@missing=""; command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
+	[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing="$$missing libnginx-mod-stream"; \
+	command -v haproxy >/dev/null || missing="$$missing haproxy"; \
+	[ -z "$$missing" ] || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; }
 
 # One table: seized vs nginx on the same bytes, open-loop latency, workers, hits lost, SIGKILL, storage
 # and export (bench/pipeline.py --help). Needs wrk and nginx from Debian. `make bench BENCH_ARGS=--quick`.
