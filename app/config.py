@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -27,6 +28,11 @@ class NoticeSettings(BaseModel):
     # Named in the `Link: <...>; rel="blocked-by"` header (RFC 7725).
     blocked_by: str = ""
 
+    @field_validator("agency", "case_ref", "legal_basis", "language", "blocked_by")
+    @classmethod
+    def _no_controls(cls, text: str) -> str:
+        return no_control_characters(text)
+
 
 class DomainSeed(BaseModel):
     """A seized domain as written in the config file; every notice field falls back to [notice]."""
@@ -44,6 +50,21 @@ class DomainSeed(BaseModel):
     @classmethod
     def _normalise(cls, name: str) -> str:
         return normalise_domain(name)
+
+    @field_validator("agency", "case_ref", "legal_basis", "language", "blocked_by")
+    @classmethod
+    def _no_controls(cls, text: str | None) -> str | None:
+        return None if text is None else no_control_characters(text)
+
+
+def no_control_characters(text: str) -> str:
+    """Notice text from the config file: a control character other than tab or line break (NUL,
+    ESC, DEL, C1) is refused, as it has no place on a page (domains.clean_text drops them from text
+    set any other way)."""
+    bad = next((char for char in text if char not in "\t\n\r" and unicodedata.category(char) == "Cc"), None)
+    if bad is not None:
+        raise ValueError(f"control character U+{ord(bad):04X} not allowed in notice text")
+    return text
 
 
 def canonical_domain(name: str) -> str:

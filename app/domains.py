@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,10 +33,27 @@ class Notice:
     blocked_by: str
 
 
+NOTICE_TEXT_FIELDS = ("agency", "case_ref", "legal_basis", "language", "blocked_by")
+
+
+def clean_text(text: str) -> str:
+    """Notice text as shown: a tab or line break becomes a space, any other control character
+    (NUL, ESC, DEL, C1) is dropped. Whatever an admin typed (config, API, CLI, a database written by
+    an older version), nothing that could pass for a page marker or split a header reaches a page."""
+    if text.isprintable():
+        return text
+    return "".join(" " if char in "\t\n\r\v\f" else char for char in text
+                   if char in "\t\n\r\v\f" or unicodedata.category(char) != "Cc")
+
+
 def resolve_notice(domain: str | None, defaults: NoticeSettings, **fields) -> Notice:
-    """A domain's notice: its own non-empty fields, the [notice] defaults for the rest."""
+    """A domain's notice: its own non-empty fields, the [notice] defaults for the rest; text cleaned
+    of control characters (clean_text)."""
     merged = defaults.model_dump()
     merged.update({k: v for k, v in fields.items() if k in merged and v not in (None, "")})
+    for name in NOTICE_TEXT_FIELDS:
+        if isinstance(merged.get(name), str):
+            merged[name] = clean_text(merged[name])
     return Notice(domain=domain, **merged)
 
 

@@ -15,7 +15,12 @@ from ..domains import Notice
 
 SLOTS = ("ip", "port", "time")
 SAFE = re.compile(r"[0-9A-Za-z:. -]*")  # IP addresses, ports, our own time stamps
-MARK = "\x00"  # cannot occur in rendered text: autoescaped values never contain NUL from us
+# A slot's marker in the rendered page: `<` opens it, and autoescaped text (every notice field, every
+# language string) never holds a raw `<`, so no admin text can be taken for a slot, whatever it holds
+# (a NUL in the agency field once spliced the visitor's IP into the page). Only the template itself
+# could write one, and it is ours.
+MARK_OPEN, MARK_CLOSE = "<\x00seized-slot:", "\x00>"
+SLOT_MARK = re.compile(re.escape(MARK_OPEN) + "(" + "|".join(SLOTS) + ")" + re.escape(MARK_CLOSE))
 
 
 class HtmlNotice:
@@ -36,9 +41,9 @@ class HtmlNotice:
             lead=(before, after),
             notice=notice,
             domain=notice.domain,
-            **{slot: Markup(f"{MARK}{slot}{MARK}") for slot in SLOTS},
+            **{slot: Markup(f"{MARK_OPEN}{slot}{MARK_CLOSE}") for slot in SLOTS},
         )
-        pieces = html.split(MARK)
+        pieces = SLOT_MARK.split(html)  # literal, slot name, literal, ...
         return tuple(piece.encode("utf-8") if i % 2 == 0 else piece for i, piece in enumerate(pieces))
 
     def render(self, notice: Notice, lang: str, values: dict[str, str]) -> bytes:

@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from xml.sax.saxutils import escape as xml_escape
 
 JSON = [(b"content-type", b"application/json; charset=utf-8")]
-NO_STORE = [(b"cache-control", b"no-store")]
+# Every IPTV answer: not cached, and never sniffed into HTML by a browser that is shown one.
+NO_STORE = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
+# What JSON may hold unescaped but a page or script that mistakes it for markup must not see raw
+# (the username is echoed from the request): as \uXXXX escapes, which every JSON parser reads back.
+JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 CHANNEL_ID = "notice"
 DAY = 86_400
 ENIGMA_TYPES = ("enigma", "dreambox", "gigablue", "octagon", "spark", "zorro", "gst", "ariva", "fortec", "geant", "mediastar", "starlive")
@@ -45,7 +49,9 @@ class IptvNotice:
 
 
 def _json(value) -> tuple[int, list, bytes]:
-    return 200, [*JSON, *NO_STORE], json.dumps(value, ensure_ascii=False).encode("utf-8")
+    # Outside strings these characters never occur in JSON, so the translation only touches string contents.
+    text = json.dumps(value, ensure_ascii=False).translate(JSON_ESCAPES)
+    return 200, [*JSON, *NO_STORE], text.encode("utf-8", "backslashreplace")  # a lone surrogate: a JSON escape
 
 
 def _b64(text: str) -> str:

@@ -109,6 +109,8 @@ def byte_range(header: str | None, total: int) -> tuple[int, int] | None | str:
 def ranged(body: bytes, content_type: bytes, range_header: str | None, extra_headers) -> tuple[int, list, bytes]:
     """A 200, 206 or 416 answer for `body`, following RFC 9110 range requests."""
     headers = [(b"content-type", content_type), (b"accept-ranges", b"bytes"), *extra_headers]
+    if not any(name == b"x-content-type-options" for name, _ in headers):
+        headers.append((b"x-content-type-options", b"nosniff"))
     wanted = byte_range(range_header, len(body))
     if wanted is None:
         return 200, headers, body
