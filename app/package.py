@@ -91,9 +91,10 @@ def _member(name: str) -> zipfile.ZipInfo:
 
 
 def csv_lines(rows) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
-    return buffer.getvalue().encode("utf-8")
+    """hits.csv's text: as every CSV seized writes (query.CsvWriter), formula-looking text neutralised."""
+    from .query import CsvWriter
+
+    return CsvWriter().lines(rows).encode("utf-8")
 
 
 def record_line(record: dict) -> bytes:

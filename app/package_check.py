@@ -21,6 +21,7 @@ import zipfile
 from .chain_format import leaf_v2, link_v2
 from .evidence import checkpoint_message, signature_valid
 from .package import COLUMNS
+from .query import csv_cell
 
 OWN_FILES = ("manifest.json", "manifest.sig", "manifest.tsr")
 
@@ -109,7 +110,7 @@ def _check_csv(archive, names, records: list[dict], problems) -> None:
     if len(rows) - 1 != len(records):
         problems.append(f"hits.csv holds {len(rows) - 1} rows, records.jsonl {len(records)}")
     for number, (row, record) in enumerate(zip(rows[1:], records), start=1):
-        expected = ["" if (value := make(record)) is None else str(value) for make in COLUMNS.values()]
+        expected = [csv_cell(make(record)) for make in COLUMNS.values()]  # a formula's cell begins with "'"
         if row != expected:
             differing = [name for name, a, b in zip(COLUMNS, row, expected) if a != b]
             problems.append(f"hits.csv row {number}: {', '.join(differing) or 'its fields'} differ from its record")

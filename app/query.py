@@ -137,6 +137,61 @@ def export_item(item: dict) -> dict:
     return {**item, "received_at": item["received_at"][:23] + "Z"}
 
 
+# CSV formula injection (OWASP): a spreadsheet evaluates a cell that begins with =, +, -, @, tab or
+# CR. Every CSV seized writes (exports, a package's hits.csv) writes such a text cell as a single
+# quote followed by the text, the whole cell quoted: '=cmd|...' reads back as "'=cmd|...". Only
+# text is changed: numbers (a negative one too) are written as they are. The package checkers
+# compare hits.csv against records.jsonl through csv_cell; app/verifier/verify.js repeats the rule.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Could any cell of this CSV text begin with one of them? (A cell begins a line, or follows a comma,
+# perhaps after its opening quote.) A match may be a false alarm, never a miss.
+_MAYBE_FORMULA = re.compile(r'(?:^|,)"?[=+\-@\t\r]', re.MULTILINE)
+
+
+def is_formula(value) -> bool:
+    """A text value a spreadsheet would evaluate as a formula."""
+    return type(value) is str and value.startswith(FORMULA_START)
+
+
+def csv_cell(value) -> str:
+    """The text a CSV reader gets back from the cell seized writes for `value` (None: empty)."""
+    return "" if value is None else "'" + value if is_formula(value) else str(value)
+
+
+def csv_field(value) -> str:
+    """One value as its CSV field: as Python's csv module writes it (RFC 4180 quoting, floats as
+    repr), a formula-looking text neutralised and quoted."""
+    if is_formula(value):
+        return "\"'" + value.replace('"', '""') + '"'
+    buffer = io.StringIO()  # (the line end is what tells the csv module to quote a CR or LF)
+    csv.writer(buffer, lineterminator="\r\n").writerow([value, ""])
+    return buffer.getvalue()[:-3]
+
+
+class CsvWriter:
+    """Rows to CSV text: RFC 4180, CRLF line ends, fields quoted when they need it (Python's csv
+    module), formula-looking text cells neutralised (FORMULA_START). Every CSV seized writes goes
+    through one of these."""
+
+    def __init__(self):
+        self._buffer = io.StringIO()
+        self._csv = csv.writer(self._buffer, lineterminator="\r\n")
+
+    def lines(self, rows) -> str:
+        rows = rows if isinstance(rows, list) else list(rows)
+        text = self._write(rows)
+        if _MAYBE_FORMULA.search(text) is None:  # nearly always: the csv module's text as it is
+            return text
+        return "".join(",".join(map(csv_field, row)) + "\r\n" if any(map(is_formula, row)) else self._write([row])
+                       for row in rows)
+
+    def _write(self, rows) -> str:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._csv.writerows(rows)
+        return self._buffer.getvalue()
+
+
 class Exporter:
     """Rows to export text, a chunk at a time so memory stays flat however many rows there are.
     `Exporter(fmt)` is the writer of that format in EXPORT_FORMATS.
@@ -168,8 +223,7 @@ class CsvExporter(Exporter):
 
     def __init__(self, fmt: str | None = None):
         super().__init__(fmt)
-        self._buffer = io.StringIO()
-        self._csv = csv.writer(self._buffer, lineterminator="\r\n")
+        self._csv_lines = CsvWriter().lines
 
     def start(self) -> str:
         return self._csv_lines([RECORD_FIELDS])
@@ -197,17 +251,11 @@ class CsvExporter(Exporter):
 
     def items(self, items) -> str:
         items = [export_item(item) for item in items]
-        return self._csv_lines(
+        return self._csv_lines([
             ["" if item[f] is None else json.dumps(item[f], ensure_ascii=False) if f in ("headers", "device") else item[f]
              for f in RECORD_FIELDS]
             for item in items
-        )
-
-    def _csv_lines(self, lines) -> str:
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        self._csv.writerows(lines)
-        return self._buffer.getvalue()
+        ])
 
 
 class NdjsonExporter(Exporter):

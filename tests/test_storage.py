@@ -177,6 +177,14 @@ def test_csv_lines_built_by_sqlite_equal_the_csv_modules(tmp_path):
     rows += odd_rows(rows[0])
     rows.append(tuple({**dict(zip(STORED, rows[1])), "uid": "u-x", "user_agent": 'a "b", c', "query": "x=1,2",
                        "node": "n,1", "client_port": 2.5, "status": "451", "host": "h\nx", "city": "Zürich"}[c] for c in STORED))
+    # formulas (OWASP: =, +, -, @, tab, CR first), each alone in an otherwise plain row, and all at once;
+    # negative numbers are no text; a char(1) inside a field is no formula
+    formula = {"path": "=cmd|'/c calc'!A1", "user_agent": "+1", "method": "-2", "host": "@SUM(A1)", "query": "\tx",
+               "error": "\rx", "account": '=HYPERLINK("x")', "uid": "-u", "as_org": "@", "server_ip": "=1+1",
+               "client_kind": "\x01=no"}
+    for name, value in formula.items():
+        rows.append(tuple({**dict(zip(STORED, rows[2])), "uid": f"f-{name}", name: value}[c] for c in STORED))
+    rows.append(tuple({**dict(zip(STORED, rows[3])), **formula, "uid": "-all", "client_port": -5, "asn": -1}[c] for c in STORED))
 
     async def run():
         store = await open_store(tmp_path / "s.db")
@@ -188,6 +196,10 @@ def test_csv_lines_built_by_sqlite_equal_the_csv_modules(tmp_path):
             shown = "SELECT * FROM hits WHERE id >= 1 AND hash IS NOT NULL ORDER BY id"
             old = expected.start() + expected.items(record(row) for row in await store._all(shown, []))
             assert text == old
+            cells = [cell for row in __import__("csv").reader(text.splitlines(keepends=True)) for cell in row]
+            assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r")) and cell != "-5"
+                        and cell != "-1"], "a formula left as it was"
+            assert {"'=cmd|'/c calc'!A1", "'+1", "'-2", "'@SUM(A1)", "'\tx", "'\rx", "'-u", "\x01=no", "-5"} <= set(cells)
             # NDJSON goes through the same rows, formatted in Python
             ndjson = "".join([Exporter("ndjson").rows(chunk) async for chunk in store.iter_hits(HitFilter(), "ndjson")])
             assert ndjson == Exporter("ndjson").items(record(row) for row in await store._all(shown, []))

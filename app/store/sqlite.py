@@ -16,7 +16,7 @@ from pathlib import Path
 import aiosqlite
 
 from ..evidence import GENESIS
-from ..query import RECORD_FIELDS, HitFilter
+from ..query import RECORD_FIELDS, HitFilter, csv_field
 from ..record import ip_key, iso_utc, utc_text
 from .contract import DuplicateHits, SchemaTooNew
 from .layout import STORED, HeaderSets, received_us, uid_forms, write_rows
@@ -119,13 +119,6 @@ def sqlite_in_chain(table: str = "r") -> str:
 IN_CHAIN = sqlite_in_chain("r")
 
 
-def csv_field(value) -> str:
-    """One value as Python's csv module writes it (RFC 4180 quoting, floats as repr)."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow([value, ""])
-    return buffer.getvalue()[:-1]
-
-
 @lru_cache(maxsize=4096)  # a box sends the same headers again and again
 def csv_json(text):
     """Stored JSON as exports have always written it: json.dumps' default separators, quoted."""
@@ -133,11 +126,19 @@ def csv_json(text):
     return "" if value is None else csv_field(json.dumps(value, ensure_ascii=False))
 
 
+# Text a spreadsheet would evaluate (query.FORMULA_START: =, +, -, @, tab, CR), as SQL: the class
+# GLOB tests a first character against ('-' last in a class is itself).
+_FORMULA_CLASS = "'[=+@' || char(9, 13) || '-]'"
+
+
 def _csv_sql(value: str) -> str:
-    """SQL: a value as its CSV field. Text is quoted here when it holds a comma, quote, CR or LF;
+    """SQL: a value as its CSV field. Text is quoted here when it holds a comma, quote, CR or LF, and
+    neutralised as query.csv_field does (a single quote before it, quoted) when it begins as a formula;
     anything that is neither text, integer nor null goes to csv_field, so it reads as it always did."""
     return (f"CASE typeof({value}) WHEN 'null' THEN '' WHEN 'integer' THEN {value} "
-            f"WHEN 'text' THEN CASE WHEN instr({value}, ',') OR instr({value}, '\"') OR instr({value}, char(10)) "
+            f"WHEN 'text' THEN CASE WHEN substr({value}, 1, 1) GLOB {_FORMULA_CLASS} "
+            f"THEN '\"''' || replace({value}, '\"', '\"\"') || '\"' "
+            f"WHEN instr({value}, ',') OR instr({value}, '\"') OR instr({value}, char(10)) "
             f"OR instr({value}, char(13)) "
             f"THEN '\"' || replace({value}, '\"', '\"\"') || '\"' ELSE {value} END ELSE csv_field({value}) END")
 
@@ -178,14 +179,15 @@ def _plain_column(name: str) -> str:
     return HITS_VIEW_COLUMNS[name]
 
 
-# A row whose text fields hold no comma, quote, CR or LF and whose number fields are integers (nearly
-# every row) needs no per-field quoting: one test over its text, then the fields as they are.
-_PLAIN_TEXT = " || ".join(
-    [f"COALESCE({HITS_VIEW_COLUMNS[name]}, '')" for name in _TEXTS]
-    + [f"CASE WHEN typeof(r.{name}) = 'blob' THEN '' ELSE COALESCE(r.{name}, '') END" for name in (*_HEX, "peer_ip")]
-    + ["CASE WHEN typeof(r.received_us) = 'integer' THEN '' ELSE r.received_us END"])
+# A row whose text fields hold no comma, quote, CR or LF, none beginning as a formula, and whose
+# number fields are integers (nearly every row) needs no per-field quoting: two GLOBs per text field
+# (a NULL one matches neither; cheaper than one GLOB over the fields joined), then the fields as they are.
+_PLAIN_FIELDS = ([HITS_VIEW_COLUMNS[name] for name in _TEXTS]
+                 + [f"CASE WHEN typeof(r.{name}) = 'blob' THEN NULL ELSE r.{name} END" for name in (*_HEX, "peer_ip")]
+                 + ["CASE WHEN typeof(r.received_us) = 'integer' THEN NULL ELSE r.received_us END"])
+_QUOTED = "'*[\",' || char(10, 13) || ']*'"
 _PLAIN = " AND ".join(
-    [f"NOT ({_PLAIN_TEXT}) GLOB '*[\",' || char(10, 13) || ']*'"]
+    ["(" + " OR ".join(f"{f} GLOB {_QUOTED} OR {f} GLOB {_FORMULA_CLASS} || '*'" for f in _PLAIN_FIELDS) + ") IS NOT 1"]
     + [f"(r.{name} IS NULL OR typeof(r.{name}) = 'integer')" for name in _INTEGERS]
     + ["(typeof(r.peer_port) IN ('null', 'integer', 'blob'))"])
 # One export row as its CSV line, built by SQLite: the csv module, field by field, was most of an

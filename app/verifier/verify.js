@@ -110,6 +110,13 @@ function parseCsv(text) {
   return rows;
 }
 
+// hits.csv as seized writes it: a text cell a spreadsheet would evaluate (beginning with =, +, -, @,
+// tab or CR) holds a single quote before the text (OWASP's rule); numbers are written as they are.
+function csvCell(value) {
+  if (value === null || value === undefined) return '';
+  return typeof value === 'string' && /^[=+\-@\t\r]/.test(value) ? "'" + value : String(value);
+}
+
 function verifyPackage(dir, pinned) {
   if (!pinned.length) { console.log('usage: a package is checked against a pinned key: --public-key HEX'); process.exit(2); }
   const read = (name) => fs.readFileSync(path.join(dir, name));
@@ -142,7 +149,7 @@ function verifyPackage(dir, pinned) {
     const expected = { client_ip: r.client_ip, client_port: r.client_port, timestamp_utc: (r.received_at || '').slice(0, 23) + 'Z',
       server_ip: r.server_ip, node: r.node, position: r.position, id: r.id, uid: r.uid, prev_hash: r.prev_hash, hash: r.hash };
     for (const [name, value] of Object.entries(expected)) {
-      if (row[column[name]] !== (value === null || value === undefined ? '' : String(value))) {
+      if (row[column[name]] !== csvCell(value)) {
         fail(`hits.csv row ${i + 1}: ${name} differs from its record`);
       }
     }
