@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     forwarded_header: Literal["x-forwarded-for", "forwarded", "x-real-ip"] = "x-forwarded-for"
     # Request bodies: at most this many bytes are read into the hash; the rest is only counted.
     body_cap: int = 64 * 1024
+    # A request head (request line and headers) larger than this is answered 431 and the connection
+    # closed; the hit is logged with the head truncated to this size and the reason in `error`.
+    max_header_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    # A request head not complete this many seconds after its first byte is answered 408 and the
+    # connection closed (a connection that sends nothing is closed sooner); logged with what arrived.
+    header_timeout_s: Annotated[float, Field(gt=0)] = 10.0
 
     # The journal: every hit is written to it before its response is sent (it then survives any
     # crash of seized); it is also fdatasynced this often, bounding what a power loss can take

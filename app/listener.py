@@ -14,6 +14,7 @@ import asyncio
 import collections
 import hashlib
 import logging
+import re
 import time
 from http import HTTPStatus
 
@@ -24,10 +25,14 @@ from .protocol import parse_head
 
 log = logging.getLogger("seized.listener")
 
-HEAD_CAP = 64 * 1024  # bytes of request line and headers; more is answered 431 (and logged)
+HEAD_CAP = 64 * 1024  # bytes of request line and headers; more is answered 431 (and logged); max_header_bytes
+HEAD_TIMEOUT = 10.0  # a request head not complete this long after its first byte: 408 (and logged); header_timeout_s
 KEEPALIVE_TIMEOUT = 5.0  # an idle keep-alive connection is closed after this
-REQUEST_TIMEOUT = 30.0  # a request still incomplete after this much silence is closed
+REQUEST_TIMEOUT = 30.0  # a request body still incomplete after this much silence: 408 (and logged)
+LINGER = 2.0  # after a closing error answer, the client's further bytes are read and dropped this long
+EXTRA_REQUESTS = 100  # requests read leniently behind a malformed one in the same packet (each logged and answered)
 LARGE_BODY = 64 * 1024  # a body this large is written after its head, not copied behind it
+HEAD_END = re.compile(rb"(\r?\n\r?\n)")
 STATUS_LINES = {status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode("ascii") for status in HTTPStatus}
 
 
@@ -52,6 +57,16 @@ def serialize(status: int, header_block: bytes, body: bytes, head_only: bool, cl
                      b"connection: close\r\n\r\n" if close else b"\r\n", b"" if head_only else body))
 
 
+def _skip_body(head: bytes, rest: bytes) -> bytes | None:
+    """What follows a leniently read request's body in `rest`; None if that cannot be known."""
+    headers = parse_head(head)[3] if head else []
+    if any(name == b"transfer-encoding" for name, _ in headers):
+        return None
+    lengths = {value for name, value in headers if name == b"content-length"} or {b"0"}
+    length = lengths.pop()
+    return rest[int(length):] if not lengths and length.isdigit() else None  # two lengths: which one?
+
+
 class _Slot:
     """A place in a connection's answer queue, filled when its (awaited) answer is ready."""
 
@@ -65,16 +80,24 @@ class _Slot:
 class HttpConnection(asyncio.Protocol):
     __slots__ = ("app", "connections", "body_cap", "transport", "parser", "peer", "server", "head", "head_size",
                  "url", "headers", "received_ns", "started", "body_size", "body_digest", "form", "in_body",
-                 "queue", "closing", "last_active", "in_request", "tasks")
+                 "queue", "closing", "last_active", "in_request", "tasks", "max_head", "head_timeout", "head_started",
+                 "body_left", "done", "boundary_lost", "linger_until")
 
-    def __init__(self, app, connections: set, body_cap: int):
+    def __init__(self, app, connections: set, body_cap: int, max_head: int = HEAD_CAP, head_timeout: float = HEAD_TIMEOUT):
         self.app = app
         self.connections = connections
         self.body_cap = body_cap
+        self.max_head = max_head
+        self.head_timeout = head_timeout
         self.transport = None
         self.queue: collections.deque[_Slot] = collections.deque()
         self.closing = False
         self.tasks: set[asyncio.Task] = set()
+        # Requests complete in the packet being parsed, answered once it is parsed: bytes behind one
+        # that are no request (an unframed body, junk) are told in its record, not logged apart.
+        self.done: list[tuple] = []
+        self.boundary_lost = False  # a chunked body ended inside the packet: where is not known
+        self.linger_until = 0.0  # closing: the time the client's unread bytes stop being drained
 
     # -- connection ------------------------------------------------------------------------
 
@@ -92,11 +115,15 @@ class HttpConnection(asyncio.Protocol):
         self.head_size = 0
         self.in_body = False
         self.in_request = False
-        self.last_active = time.monotonic()
+        self.body_left = 0
+        self.last_active = self.head_started = time.monotonic()
         self.connections.add(self)
 
     def connection_lost(self, exc) -> None:
         self.connections.discard(self)
+        if not self.closing and (self.head or self.in_body):  # the client left mid-request: logged, nothing sent
+            self._reject("client closed the connection mid-body" if self.in_body else
+                         "client closed the connection before the request head was complete", 0, self.body_size)
         self.closing = True
         for task in self.tasks:
             task.cancel()
@@ -109,30 +136,70 @@ class HttpConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        """Fed to llhttp a head (up to its blank line) or a sized body at a time, so that the bytes
+        of the request being read are known (the lenient reader gets them, a cut request is logged
+        with them) and a head over the limit is refused before more of it is kept."""
         if self.closing:
             return
-        self.last_active = time.monotonic()
-        if not self.in_body:
-            # Kept for the lenient reader, should llhttp reject this request.
-            self.head = self.head + data if self.head_size < HEAD_CAP else self.head
-            self.head_size += len(data)
-            if self.head_size > HEAD_CAP:
-                self._reject("request head larger than 64 KiB", 431)
+        now = self.last_active = time.monotonic()
+        self.boundary_lost = False
+        while data:
+            if self.in_body:
+                left = self.body_left
+                piece = data if left is None or left >= len(data) else data[:left]
+                if left is not None:
+                    self.body_left = left - len(piece)
+            else:
+                head = self.head
+                if head:
+                    tail = head[-3:]
+                    end = (tail + data).find(b"\r\n\r\n")
+                    end = -1 if end < 0 else end + 4 - len(tail)
+                else:
+                    end = data.find(b"\r\n\r\n")
+                    end = -1 if end < 0 else end + 4
+                piece = data if end < 0 or end >= len(data) else data[:end]
+                kept = piece if head else piece.lstrip(b"\r\n")  # blank lines before a request are no part of it
+                if kept:
+                    if not head:
+                        self.head_started = now
+                    self.head_size += len(kept)
+                    if self.head_size > self.max_head:
+                        self.head = (head + kept)[:self.max_head]
+                        self._dispatch()
+                        self._reject(f"request head over {self.max_head} bytes (max_header_bytes)", 431)
+                        return
+                    self.head = head + kept
+            try:
+                self.parser.feed_data(piece)
+            except httptools.HttpParserUpgrade:
+                self.closing = True  # answered as a plain request; no protocol switch here
+                self._dispatch()
+                self._flush()
                 return
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self.closing = True  # answered as a plain request above; no protocol switch here
-            self._flush()
-        except httptools.HttpParserError as error:
-            self._reject(f"strict HTTP parser: {error}")
+            except httptools.HttpParserError as error:
+                self._parse_failed(f"strict HTTP parser: {error}", data[len(piece):])
+                return
+            data = data[len(piece):]
+        if self.done:
+            self._dispatch()
 
     def expire(self, now: float) -> None:
-        """Called by the worker's sweep: close idle keep-alive connections and stalled requests."""
+        """Called by the worker's sweep: close idle keep-alive connections; a request whose head is
+        not complete within head_timeout, or whose body stalls, is logged and answered 408."""
+        if self.closing:
+            if self.linger_until and now > self.linger_until:
+                self.transport.close()
+            return
         if self.queue:
             return
-        limit = REQUEST_TIMEOUT if self.in_request else KEEPALIVE_TIMEOUT
-        if now - self.last_active > limit:
+        if self.in_body:
+            if now - self.last_active > REQUEST_TIMEOUT:
+                self._reject(f"request body not complete: no data for {REQUEST_TIMEOUT:g} s", 408)
+        elif self.head:
+            if now - self.head_started > self.head_timeout:
+                self._reject(f"request head not complete within {self.head_timeout:g} s (header_timeout_s)", 408)
+        elif now - self.last_active > min(KEEPALIVE_TIMEOUT, self.head_timeout):
             self.closing = True
             self.transport.close()
 
@@ -156,11 +223,20 @@ class HttpConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.in_body = True
+        length, chunked = b"0", False
         for name, value in self.headers:
             if name == b"expect" and value.lower() == b"100-continue":
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             elif name == b"content-type" and value.partition(b";")[0].strip().lower() == FORM_TYPE:
                 self.form = []  # form bodies are kept (up to the cap): they may carry credentials
+            elif name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding":
+                chunked = True
+        try:
+            self.body_left = None if chunked else int(length)  # None: chunked, its end found by llhttp alone
+        except ValueError:
+            self.body_left = None
 
     def on_body(self, chunk: bytes) -> None:
         room = self.body_cap - self.body_size
@@ -176,6 +252,8 @@ class HttpConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self.in_body = self.in_request = False
         self.head, self.head_size = b"", 0
+        if self.body_left is None:
+            self.boundary_lost = True  # what follows a chunked body in this packet is not in self.head
         url = self.url
         if url[:1] == b"/":
             raw_path, _, query = url.partition(b"?")
@@ -186,12 +264,31 @@ class HttpConnection(asyncio.Protocol):
             except httptools.HttpParserInvalidURLError:
                 raw_path, query = url, b""
         parser = self.parser
-        method = parser.get_method().decode("ascii", "replace")
-        keep_alive = parser.should_keep_alive()
-        answer = self.app.handle(
-            method, raw_path, query, parser.get_http_version(), self.headers, self.peer, self.server, self.received_ns,
-            self.started, self.body_size, self.body_digest.hexdigest() if self.body_digest is not None else None,
-            b"".join(self.form) if self.form else None)
+        self.done.append((
+            parser.get_method().decode("ascii", "replace"), raw_path, query, parser.get_http_version(), self.headers,
+            self.received_ns, self.started, self.body_size,
+            self.body_digest.hexdigest() if self.body_digest is not None else None,
+            b"".join(self.form) if self.form else None, parser.should_keep_alive()))
+
+    def _dispatch(self, note: str | None = None) -> None:
+        """Answer the requests completed in this packet, in order; `note` (bytes behind the last one
+        that are no request) goes into the last one's record, which is then answered with close."""
+        done, self.done = self.done, []
+        for i, message in enumerate(done):
+            if self.closing:  # behind a request answered with close: logged, not answered
+                self._answer(*message[:-1], False, error="not answered: sent after a request the connection closed "
+                                                         "with", plain_status=0)
+            elif note is not None and i == len(done) - 1:
+                self._answer(*message[:-1], False, error=note)
+            else:
+                self._answer(*message)
+
+    def _answer(self, method, raw_path, query, version, headers, received_ns, started, body_size, digest, form,
+                keep_alive, error=None, plain_status=None) -> None:
+        answer = self.app.handle(method, raw_path, query, version, headers, self.peer, self.server, received_ns,
+                                 started, body_size, digest, form, error, plain_status)
+        if plain_status == 0:
+            return
         if answer.__class__ is tuple and not self.queue:  # the common case: answered at once
             status, block, body = answer
             if len(body) > LARGE_BODY and method != "HEAD":  # a video: sent as is, not copied behind its head
@@ -201,7 +298,10 @@ class HttpConnection(asyncio.Protocol):
                 self.transport.write(serialize(status, block, body, method == "HEAD", not keep_alive))
             if not keep_alive:
                 self.closing = True
-                self.transport.close()
+                if error is None:
+                    self.transport.close()
+                else:  # bytes may follow that were not read
+                    self._close()
             return
         slot = _Slot()
         self.queue.append(slot)
@@ -239,33 +339,96 @@ class HttpConnection(asyncio.Protocol):
                 return
             self.transport.write(slot.data)
             if slot.close:
-                self.closing = True
                 queue.clear()
-                self.transport.close()
+                self._close()
                 return
         if self.closing and not queue and not self.transport.is_closing():
-            self.transport.close()
+            self._close()
 
-    def _reject(self, reason: str, status: int | None = None) -> None:
-        """A request llhttp refused (or too large a head): logged and answered from the bytes kept."""
+    def _close(self) -> None:
+        """Close after the last answer, lingering: our side is shut (the client reads the answer to
+        its end) and what the client still sends is read and dropped until it closes, for at most
+        LINGER s. Closing with unread input would reset the connection, destroying the answer in
+        flight (a 431 to a client still sending its huge head, a 400 to a pipeline)."""
         self.closing = True
-        head, self.head = self.head, b""
+        transport = self.transport
+        if self.linger_until or transport.is_closing():
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+            self.linger_until = time.monotonic() + LINGER
+        else:
+            transport.close()
+
+    def _parse_failed(self, reason: str, rest: bytes) -> None:
+        """llhttp refused the request being read. Bytes right behind a complete request in the same
+        packet that do not read as a request at all (an unframed or badly framed body, junk) belong
+        to it: told in its record, one hit. Otherwise the refused request is logged and answered from
+        its bytes, and so is each request behind it in the packet; then the connection is closed."""
+        head, in_body = self.head, self.in_body
+        method, _, version, _ = parse_head(head) if head else ("", b"", "", [])
+        if self.done and not in_body and not (method and version):
+            size = len(head) + len(rest)
+            self.head = b""
+            self._dispatch(note=f"followed by {'' if self.boundary_lost else f'{size} '}bytes that are no HTTP "
+                                f"request ({reason})" + (f": {head[:48]!r}" if head else ""))
+            self.closing = True
+            self._flush()
+            return
+        self._dispatch()
+        if self.closing:  # the last complete request closed the connection: this one is only logged
+            self._reject(reason, 0)
+            return
+        # Requests behind it in the packet: framing is lost, they are read leniently; none behind a
+        # request with a Transfer-Encoding (what follows is its body, however framed).
+        extra, framed = [], None if in_body else _skip_body(head, rest)
+        while framed is not None and len(extra) < EXTRA_REQUESTS:
+            rest = framed.lstrip(b"\r\n")
+            if not rest:
+                break
+            end = HEAD_END.search(rest)
+            head, complete, rest = (rest[:end.start()], True, rest[end.end():]) if end else (rest, False, b"")
+            extra.append((head[:self.max_head], complete))
+            framed = _skip_body(head, rest)
+        last = max((i for i, (_, complete) in enumerate(extra) if complete), default=-1)
+        self._reject(reason, body_size=self.body_size if in_body else 0, close=last < 0)
+        for i, (head, complete) in enumerate(extra):
+            self.head = head
+            self._reject(f"behind a malformed request in the same packet ({reason})" if complete else
+                         "incomplete request behind a malformed one in the same packet", None if complete else 0,
+                         close=i == last)
+
+    def _reject(self, reason: str, status: int | None = None, body_size: int = 0, close: bool = True) -> None:
+        """A request llhttp refused, or one cut off (head too large, too slow, the client gone, the
+        server stopping): logged and answered from the bytes kept, then the connection is closed
+        (`close` False: another answer follows). Status 0: logged, nothing sent."""
+        self.closing = True
+        head, self.head, self.in_body = self.head, b"", False
         try:
             method, target, version, headers = parse_head(head)
             status_, response_headers, body = self.app.answer_rejected(
                 peer=self.peer, server=self.server, method=method, target=target, http_version=version,
-                headers=headers, reason=reason, status=status)
+                headers=headers, reason=reason, status=status, body_size=body_size)
         except Exception:
             log.exception("could not answer a rejected request")
             status_, response_headers, body, method = 400, b"content-length: 0\r\n", b"", ""
+        if status == 0:
+            self._flush()
+            return
         slot = _Slot()
-        slot.data = serialize(status_, response_headers, body, method == "HEAD", True)
-        slot.close = True
+        slot.data = serialize(status_, response_headers, body, method == "HEAD", close)
+        slot.close = close
         self.queue.append(slot)
-        self._flush()
+        if close:
+            self._flush()
 
     def shutdown(self) -> None:
-        """Stop: an idle connection closes now; a busy one after its queued answers."""
-        self.closing = True
-        if not self.queue and not self.in_request:
+        """Stop: an idle connection closes now; a busy one after its queued answers; one in the middle
+        of a request (head or body) gets the notice for what arrived, logged, and is closed."""
+        if self.queue:
+            self.closing = True
+        elif self.head or self.in_body:
+            self._reject("server stopping: the request was not complete", body_size=self.body_size if self.in_body else 0)
+        else:
+            self.closing = True
             self.transport.close()

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import re
 
-TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}")
+TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a method of any length (the head limit bounds it)
+SEPARATOR = re.compile(rb"[ \t]+")  # spaces or tabs between the request line's words
+VERSION = re.compile(rb"HTTP/[^ \t]*", re.IGNORECASE)  # http/1.1 too
 
 
 def parse_head(head: bytes) -> tuple[str, bytes, str, list[tuple[bytes, bytes]]]:
     """Best effort on bytes the real parser refused: (method, target, version, headers)."""
     head = head.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     request_line, *header_lines = re.split(rb"\r?\n", head)
-    words = request_line.split(b" ")
+    words = SEPARATOR.split(request_line.strip(b" \t"))
     method, target, version = "", b"", ""
-    if len(words) >= 3 and TOKEN.fullmatch(words[0]) and words[-1].startswith(b"HTTP/"):
+    if len(words) >= 3 and TOKEN.fullmatch(words[0]) and VERSION.fullmatch(words[-1]):
         method = words[0].decode("ascii")
         target = b" ".join(words[1:-1])
         version = words[-1][5:].decode("ascii", "replace")

@@ -5,6 +5,7 @@ request only fills in its own IP, port and time."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
@@ -98,11 +99,19 @@ class PublicApp:
         return video_lines(self.languages[lang], notice)
 
     def handle(self, method: str, raw_path: bytes, query: bytes, http_version: str, headers, peer, server,
-               received_ns: int, started: float, body_size: int, body_sha256, form_body):
+               received_ns: int, started: float, body_size: int, body_sha256, form_body, error=None,
+               plain_status: int | None = None):
         """A parsed request -> (status, header block, body), its hit journaled first; or, for a
-        stream URL whose video must be read or rendered, an awaitable of the same."""
+        stream URL whose video must be read or rendered, an awaitable of the same. `error` is
+        recorded with the hit; `plain_status` as in answer() (0: logged only, nothing is sent)."""
         client = self._classify(raw_path, query, form_body, headers)
         prepared = None
+        if plain_status is not None or error is not None:
+            if client.route == "stream" or client.route == "video":
+                client = dataclasses.replace(client, route="html")  # a request cut short gets no video
+            return self.answer(received_ns, started, method, raw_path, query, http_version, headers, peer, server,
+                               "http", client, None, body_size, body_sha256, form_body, error=error,
+                               plain_status=plain_status)
         if (client.route == "stream" or client.route == "video") and self.assets.get(raw_path) is None:
             prepared = self._video_now(client, raw_path, headers, server)
             if prepared is None:
@@ -226,7 +235,9 @@ class PublicApp:
         peer_ip, peer_port = peer or (None, None)
         client_ip, client_port, scheme = self.resolver.resolve(peer_ip, peer_port, headers, scheme)
         try:
-            if plain_status is not None:
+            if plain_status == 0:  # nothing sent (the client left, or the connection was closed before it)
+                status, response_headers, body = 0, b"", b""
+            elif plain_status is not None:
                 status, response_headers, body = plain_status, PLAIN_HEADERS, \
                     f"{HTTPStatus(plain_status).phrase}: {error}\n".encode()
             elif not_http:
@@ -272,7 +283,7 @@ class PublicApp:
             base_url=base_url, host=host_name, port=port, scheme=scheme, lang=lang, now=received_ns // 1_000_000_000)
 
     def answer_rejected(self, *, peer, server, method: str, target: bytes, http_version: str, headers, reason: str,
-                        status: int | None = None):
+                        status: int | None = None, body_size: int = 0):
         """A request the strict parser refused (unknown method, raw UTF-8 in the path, a NUL in a
         header...). It is logged all the same; if it still reads as an HTTP request it gets the notice
         (never a video: this path cannot wait for one), otherwise a plain 400; `status` (e.g. 431 for
@@ -282,4 +293,5 @@ class PublicApp:
         if client.route in ("stream", "video"):
             client.route = "html"
         return self.answer(time.time_ns(), time.perf_counter(), method, raw_path, query, http_version, headers, peer,
-                           server, "http", client, error=reason, not_http=not (method and http_version), plain_status=status)
+                           server, "http", client, body_size=body_size, error=reason, not_http=not (method and http_version),
+                           plain_status=status)

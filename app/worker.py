@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import resource
 import signal
 import socket
 import time
@@ -35,7 +36,25 @@ def run(settings: Settings, socks: list[socket.socket], index: int, array) -> No
     setup_logging(f"worker-{index}")
     counters = Counters(WORKER_FIELDS, array)
     counters.mark_started()
+    raise_file_limit()
     raise SystemExit(run_async(serve(settings, socks, index, counters)))
+
+
+def raise_file_limit() -> int:
+    """Every connection holds a descriptor: raise the soft open-file limit (often 1024) to the hard
+    one, so thousands of slow clients do not stop the worker accepting. Logged; the hard limit
+    itself is the system's to raise (README, "Limits")."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as error:
+            log.warning("could not raise the open-file limit from %d to %d: %s", soft, target, error)
+    log.info("open-file limit %s (hard %s): at most about that many connections at once", soft,
+             "unlimited" if hard == resource.RLIM_INFINITY else hard)
+    return soft
 
 
 async def serve(settings: Settings, socks: list[socket.socket], index: int, counters: Counters) -> int:
@@ -54,7 +73,8 @@ async def serve(settings: Settings, socks: list[socket.socket], index: int, coun
     )
     loop = asyncio.get_running_loop()
     connections: set[HttpConnection] = set()
-    servers = [await loop.create_server(lambda: HttpConnection(app, connections, settings.body_cap), sock=sock, backlog=2048)
+    servers = [await loop.create_server(lambda: HttpConnection(app, connections, settings.body_cap, settings.max_header_bytes,
+                                                               settings.header_timeout_s), sock=sock, backlog=2048)
                for sock in socks]  # one per public address, the same app behind each
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
