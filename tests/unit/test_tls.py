@@ -136,6 +136,20 @@ def test_ja4_of_a_published_chrome_fingerprint():
     assert ja4(hello, original=True) == "t13d1516h2_acb858a92679_f96a17c57971"
 
 
+def test_ja4_with_a_grease_signature_algorithm():
+    # FoxIO's sigalg-grease.pcapng (its JA4_ro lists, GREASE put back among the signature algorithms);
+    # JA4 as in their Rust snapshot, JA4_o as in their Python test output.
+    ro = ("t13d1517h2_1301,1302,1303,c02b,c02f,c02c,c030,cca9,cca8,c013,c014,009c,009d,002f,0035_"
+          "fe0d,0010,0017,0033,44cd,ff01,000a,000d,0023,002b,000b,ca34,002d,0000,0005,001b,0012_"
+          "0904,0905,0906,0403,0804,0401,0503,0805,0501,0806,0601")
+    ciphers, extensions, signatures = ([int(v, 16) for v in part.split(",")] for part in ro.split("_")[1:])
+    hello = parsed(spec_like(ciphers=ciphers, extensions=extensions, signatures=[0x8A8A] + signatures))
+    assert hello.signature_algorithms[0] == 0x8A8A
+    assert ja4(hello) == "t13d1517h2_8daaf6152771_cb7bf5808d99"
+    assert ja4(hello, original=True) == "t13d1517h2_acb858a92679_88bf22a3e888"
+    assert ja4(hello, raw=True, original=True) == ro
+
+
 @pytest.mark.parametrize("alpn, expected", [
     ((b"http/1.1",), "h1"), ((b"h2",), "h2"), ((b"h",), "hh"), ((b"\xab",), "ab"), ((b"\xab\xcd",), "ad"),
     ((b"0\xab",), "3b"), ((b"01\xab\xcd",), "3d"), ((b"0\xab\xcd1",), "01"), ((b"",), "00"), ((), "00"),
@@ -547,12 +561,23 @@ def test_handshakes_get_the_right_certificate(store, cert_dir, by_callback):
         server.close()
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")
 def test_tls_1_1_is_refused(store):
     server = TLSServer(store)
     try:
-        with pytest.raises((ssl.SSLError, OSError)):
-            fetch_certificate(server.port, "old.example", maximum_version=ssl.TLSVersion.TLSv1_1,
-                              minimum_version=ssl.TLSVersion.TLSv1)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")  # this client would speak TLS 1.1: the server must refuse
+        context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_1
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            with pytest.raises((ssl.SSLError, OSError)):
+                context.wrap_socket(sock, server_hostname="old.example")
+        for _ in range(50):
+            if server.errors:
+                break
+            threading.Event().wait(0.05)
+        assert server.errors and "UNSUPPORTED_PROTOCOL" in str(server.errors[0]), server.errors
+        assert server.hellos[-1].version == 0x0302
         certificate, _, _ = fetch_certificate(server.port, "tls12.example", maximum_version=ssl.TLSVersion.TLSv1_2)
         assert san(certificate) == ["tls12.example"]
     finally:
