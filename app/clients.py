@@ -151,7 +151,9 @@ def classify(raw_path: bytes, query: bytes, form: bytes | None, headers) -> Clie
         return ClientInfo(kind, route, params, params.get("username") or None, params.get("password") or None,
                           extension="ts" if route == "stream" else "")
 
-    if lower in STALKER_API or lower in STALKER_PAGES or lower.startswith(("/c/", "/stalker_portal/c/")):
+    where = credential_segments(segments)
+    stalker_page = lower in STALKER_PAGES or lower.startswith(("/c/", "/stalker_portal/c/"))
+    if lower in STALKER_API or (stalker_page and where is None):  # /c/P/1.ts: a stream of user "c"
         params = _params(query, form)
         mac = params.get("mac") or _cookie(headers, b"mac")
         device = {k: params[k] for k in ("sn", "device_id", "device_id2", "stb_type", "login") if params.get(k)}
@@ -168,7 +170,6 @@ def classify(raw_path: bytes, query: bytes, form: bytes | None, headers) -> Clie
     if lower.startswith("/_seized/video/"):  # our own video links, handed out in playlists
         return ClientInfo(STREAM, "video", extension=lower.rpartition(".")[2])
 
-    where = credential_segments(segments)
     head = segments[0].lower() if segments else ""
     if where is not None or head in ("play", "hls", "hlsr"):
         last = segments[-1]

@@ -207,6 +207,14 @@ def test_a_path_that_is_no_stream_is_stored_as_sent(path):
     assert redact_path(path, "M") == path
 
 
+@pytest.mark.parametrize("path, account", [(b"/c/0000/77.m3u8", "c"), (b"/C/s3cret/1", "C"), (b"/c/s3cret/1.ts", "c")])
+def test_a_user_named_like_the_portal_directory_is_a_stream_user(path, account):
+    """What redact_path masks is what classify takes for the password (and HMACs), for user c too."""
+    found = classify(path, b"", None, [])
+    assert (found.kind, found.account) == (STREAM, account)
+    assert redact_path(path.decode(), "M").split("/")[2] == "M" and path.split(b"/")[2].decode() == found.password
+
+
 def test_an_encoded_slash_stays_inside_its_segment():
     assert info(b"/live/alice/p%2Fss/1234.ts")[2:4] == ("alice", "p/ss")
 
