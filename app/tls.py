@@ -41,6 +41,9 @@ later, ALPN http/1.1) per name; `context_for(server_name)` picks the one for an 
     SAN the name, valid a year from an hour ago), kept in a bounded LRU cache (`cache_size`, default
     1024 names) so a returning name costs a dictionary lookup. Python's ssl can load a certificate only
     from a file: the PEM is written to a private (0600) temporary file for the load and removed.
+    Making one costs ~2-3 ms, so a flood of made-up names costs CPU (never memory): `accept`, a
+    predicate on the normalised name (e.g. "falls under a seized domain"), limits the names that get
+    their own certificate; the others get the default one.
   - names are normalised first: lower case, one trailing dot dropped, Unicode names to their IDNA
     A-label (xn--...). No SNI, or one that is no host name (over 253 bytes, a label over 63, empty
     labels, characters other than letters, digits, '-' and '_'), gets the default certificate: the
@@ -61,6 +64,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 MAX_CLIENT_HELLO = 64 * 1024  # bytes of records (headers included) the ClientHello must fit in
 NEED_MORE = "need more"
@@ -395,12 +399,14 @@ class CertificateStore:
     DEFAULT_NAME = "seized"  # the no-name certificate's subject CN
 
     def __init__(self, cert_dir: Path | str | None = None, *, cache_size: int = 1024,
-                 alpn: tuple[str, ...] = ("http/1.1",), valid_days: int = 365):
+                 alpn: tuple[str, ...] = ("http/1.1",), valid_days: int = 365,
+                 accept: Callable[[str], bool] | None = None):
         from cryptography.hazmat.primitives.asymmetric import ec
 
         self.cache_size = max(1, cache_size)
         self.alpn = tuple(alpn)
         self.valid_days = valid_days
+        self.accept = accept  # None: every valid name gets its own certificate; else only those it says yes to
         self.generated = 0  # self-signed certificates made so far (the cache's misses)
         self._lock = threading.Lock()
         self._key = ec.generate_private_key(ec.SECP256R1())  # one key for every self-signed certificate
@@ -424,6 +430,8 @@ class CertificateStore:
             context = self._files.get(wildcard) if wildcard else None
         if context is not None:
             return context
+        if self.accept is not None and not self.accept(name):
+            return self.default
         with self._lock:
             context = self._cache.get(name)
             if context is not None:

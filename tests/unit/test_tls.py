@@ -657,3 +657,9 @@ def test_many_names_stay_cheap():
     for name in random.sample(names, 64):
         store.context_for(name)
     assert store.generated == made == 64
+
+
+def test_accept_limits_the_names_that_get_a_certificate():
+    store = CertificateStore(None, accept=lambda name: name == "seized.tv" or name.endswith(".seized.tv"))
+    assert store.context_for("www.seized.tv") is not store.default
+    assert store.context_for("random-1234.example") is store.default and store.generated == 1
