@@ -38,7 +38,7 @@ later, ALPN http/1.1) per name; `context_for(server_name)` picks the one for an 
     a.b.example.tv. The exact name wins over a wildcard. All pairs are loaded when the store is made;
     a certificate without its key, or a pair that does not load, stops it with ValueError naming the file.
   - any other name gets a self-signed certificate made for it on the spot (EC P-256, subject CN and
-    SAN the name, valid a year from an hour ago), kept in a bounded LRU cache (`cache_size`, default
+    SAN the name, valid a year from an hour ago; one key, made with the store, signs them all), kept in a bounded LRU cache (`cache_size`, default
     1024 names) so a returning name costs a dictionary lookup. Python's ssl can load a certificate only
     from a file: the PEM is written to a private (0600) temporary file for the load and removed.
     Making one costs ~2-3 ms, so a flood of made-up names costs CPU (never memory): `accept`, a
