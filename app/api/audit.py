@@ -31,18 +31,31 @@ class AuditMiddleware:
         status = 500
         written = False
 
+        async def insert(rows, status: int, stage: str | None = None) -> None:
+            principal = state.get("principal")
+            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+            if stage:
+                query[STAGE] = stage
+            await self.store.add_audit(
+                token_name=principal.name if principal else None, role=principal.role if principal else None,
+                client_ip=(scope.get("client") or ("",))[0], method=scope["method"], endpoint=scope["path"],
+                filters=json.dumps(query, ensure_ascii=False), rows=rows, status=status)
+
         async def write() -> None:
             nonlocal written
             written = True
-            principal = state.get("principal")
-            query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+            if state.get("audit_whole"):  # its row went in before the answer's first byte (audit_first)
+                return
             try:
-                await self.store.add_audit(
-                    token_name=principal.name if principal else None, role=principal.role if principal else None,
-                    client_ip=(scope.get("client") or ("",))[0], method=scope["method"], endpoint=scope["path"],
-                    filters=json.dumps(dict(query), ensure_ascii=False), rows=state.get("audit_rows"), status=status)
+                await insert(state.get("audit_rows"), status)
             except Exception:
                 log.exception("could not write the audit row for %s %s", scope["method"], scope["path"])
+
+        async def first(rows: int | None, whole: bool) -> None:
+            await insert(rows, 200, None if whole else "started")
+            state["audit_whole"] = whole
+
+        state["audit_first"] = first
 
         async def send_and_note(message):
             nonlocal status
@@ -57,6 +70,24 @@ class AuditMiddleware:
         finally:
             if not written:
                 await write()
+
+
+# A streamed answer's row written before its first byte, while its count is unknown, carries this
+# key in its filters (value "started"); the row written as the answer ends has the count.
+STAGE = "_audit"
+
+
+async def audit_first(request: Request, rows: int | None = None, whole: bool = False) -> None:
+    """Write the request's audit row now, before the answer's first byte: an export or a package
+    leaves no byte unaudited. `whole`: `rows` is the final count, and this is the request's only row;
+    else it is a "started" row, and the row with the count follows as the answer ends. If the row
+    cannot be written, the request is refused: 503, nothing sent."""
+    try:
+        await request.state.audit_first(rows, whole)
+    except Exception as error:
+        log.exception("could not write the audit row for %s %s: refused", request.method, request.url.path)
+        raise HTTPException(503, "the audit log cannot be written (the database is locked or unavailable), so "
+                                 "nothing is sent; try again shortly", headers={"Retry-After": "5"}) from error
 
 
 class AuditEntry(BaseModel):

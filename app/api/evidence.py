@@ -13,6 +13,7 @@ from ..domains import load_table
 from ..evidence import verify
 from ..package import PackageError, write_package
 from ..query import HitFilter
+from .audit import audit_first
 from .auth import ERRORS, problem, require
 from .deps import StoreDep
 
@@ -115,6 +116,7 @@ async def plan(request: Request, store: StoreDep, filters: Annotated[HitFilter, 
 
 @router.get("/package", dependencies=[Depends(require("investigator"))], responses={
     422: problem("invalid filter"), 409: problem("the hash chain does not prove the rows (run verify)"),
+    503: problem("the audit row could not be written first: nothing sent"),
     200: {"description": "a ZIP: hits.csv, records.jsonl, chain-N.txt, manifest.json (+ .sig, .tsr), verify.js, README.txt", "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
 })
 async def package(request: Request, store: StoreDep, filters: Annotated[HitFilter, Query()]) -> StreamingResponse:
@@ -130,6 +132,11 @@ async def package(request: Request, store: StoreDep, filters: Annotated[HitFilte
         spool.close()
         raise HTTPException(409, f"no package: {error}") from None
     request.state.audit_rows = manifest["rows"]
+    try:
+        await audit_first(request, manifest["rows"], whole=True)  # its only row, before the first byte; or 503
+    except HTTPException:
+        spool.close()
+        raise
     spool.seek(0)
 
     def chunks():

@@ -13,11 +13,13 @@ from pydantic import BaseModel, Field, create_model
 from ..hit_fields import FIELDS
 from ..query import (EXPORT_FORMATS, GROUPS, MAX_ID, MAX_PAGE, OUTSIDE_CHAIN_HEADER, Exporter, ExportFormat, HitFilter,
                      outside_chain_note, parse_cursor, record)
+from .audit import audit_first
 from .auth import ERRORS, problem, require
 from .deps import StoreDep
 
 router = APIRouter(prefix="/api/v1", tags=["hits"], responses=ERRORS, dependencies=[Depends(require("investigator"))])
 INVALID = {422: problem("invalid filter or cursor")}
+UNAUDITED = {503: problem("the audit row could not be written first: nothing sent")}
 Filters = Annotated[HitFilter, Query()]
 log = logging.getLogger("seized.api")
 # Rows outside the chain are left out of every answer (query.OUTSIDE_CHAIN_HEADER); those with ids
@@ -78,14 +80,15 @@ async def list_hits(
     return HitPage(items=[record(row) for row in rows], next_cursor=str(rows[-1]["id"]) if len(rows) == limit else None)
 
 
-@router.get("/hits/export", responses={**INVALID, 200: {
+@router.get("/hits/export", responses={**INVALID, **UNAUDITED, 200: {
     "description": f"every matching hit, oldest first; {' or '.join(spec.label for spec in EXPORT_FORMATS.values())}; "
                    "timestamps to the millisecond",
     "content": {spec.media_type.partition(";")[0]: {"schema": {"type": "string"}} for spec in EXPORT_FORMATS.values()},
     **OUTSIDE,
 }})
 async def export_hits(request: Request, store: StoreDep, filters: Filters, format: ExportFormat = "csv") -> StreamingResponse:
-    """Streamed, in constant memory however many rows match."""
+    """Streamed, in constant memory however many rows match. Audited before the first byte (a row
+    marked `"_audit": "started"`, then one with the count as it ends); 503 if that row cannot be written."""
     request.state.audit_rows = 0
     exporter = Exporter(format)
 
@@ -98,6 +101,7 @@ async def export_hits(request: Request, store: StoreDep, filters: Filters, forma
     spec = EXPORT_FORMATS[format]
     headers = {"Content-Disposition": f'attachment; filename="hits.{spec.suffix}"'}
     await flag_outside_chain(request, store, filters, headers)  # before the body: headers go first
+    await audit_first(request)  # a "started" row before the first byte, or 503 and nothing sent
     return StreamingResponse(body(), media_type=spec.media_type, headers=headers)
 
 

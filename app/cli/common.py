@@ -48,14 +48,37 @@ def with_store(db_url: str, work):
         raise typer.Exit(2) from None
 
 
+# Commands that write the evidence out as they read it (a file, standard output): like the API's
+# export and package, their audit row goes in before the first byte, marked {"_audit": "started"}
+# (then a row with the count once done), and they are refused, nothing written, if it cannot be.
+AUDITED_FIRST = ("seized hits export", "seized evidence package")
+
+
 def audited_read(db_url: str, work, command: str, filters: dict, count=len):
     """A read (or a purge) of the evidence from the command line, written to the audit log like an
-    API request."""
+    API request: after the work, or for AUDITED_FIRST commands also before it."""
     async def run(store):
+        def add(rows, stage=None):
+            entry = {**filters, "_audit": stage} if stage else filters
+            return store.add_audit(token_name=f"cli:{getpass.getuser()}", role="cli", client_ip=None, method="CLI",
+                                   endpoint=command, filters=json.dumps(entry, ensure_ascii=False, default=str),
+                                   rows=rows, status=200)
+        first = command in AUDITED_FIRST
+        if first:
+            try:
+                await add(None, "started")
+            except Exception as error:
+                typer.echo(f"error: the audit log cannot be written ({error}), so nothing is written; try again "
+                           "shortly", err=True)
+                raise typer.Exit(1) from None
         result = await work(store)
-        await store.add_audit(token_name=f"cli:{getpass.getuser()}", role="cli", client_ip=None, method="CLI",
-                              endpoint=command, filters=json.dumps(filters, ensure_ascii=False, default=str),
-                              rows=count(result), status=200)
+        try:
+            await add(count(result))
+        except Exception as error:
+            if not first:
+                raise
+            typer.echo(f"warning: done, but the audit row with the count could not be written ({error}); the row "
+                       "written before it started stands", err=True)
         return result
     return with_store(db_url, run)
 

@@ -114,26 +114,34 @@ def hits_export(
     format: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.csv,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here instead of standard output.")] = None,
 ):
-    """Every matching hit, oldest first, streamed (the same export as GET /api/v1/hits/export)."""
-    target = open(out, "w", encoding="utf-8", newline="") if out else sys.stdout
+    """Every matching hit, oldest first, streamed (the same export as GET /api/v1/hits/export).
+    Audited before the first byte; refused, no file written, if the audit log cannot be written."""
+    target = None
+
+    def opened():  # only once the export is audited (or the server has answered): nothing otherwise
+        nonlocal target
+        target = open(out, "w", encoding="utf-8", newline="") if out else sys.stdout
+        return target
+
     try:
         if url:
             with remote(url, token) as client, client.stream(
                     "GET", "/api/v1/hits/export", params={**filters.active(), "format": format.value}) as response:
                 check(response)
                 _warn_outside_chain(response.headers.get(OUTSIDE_CHAIN_HEADER))
+                opened()
                 for text in response.iter_text():
                     target.write(text)
         else:
             async def export(store):
                 _warn_outside_chain(await store.outside_chain(filters))
                 exporter, count = Exporter(format.value), 0
-                target.write(exporter.start())
+                opened().write(exporter.start())
                 async for rows in store.iter_hits(filters, format.value):
                     target.write(exporter.rows(rows))
                     count += len(rows)
                 return count
             audited_read(cli_settings(config, db=db).db, export, "seized hits export", filters.active(), count=lambda n: n)
     finally:
-        if out:
+        if out and target is not None:
             target.close()
