@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
-from ..config import canonical_domain, normalise_domain
+from ..config import canonical_domain, no_control_characters, normalise_domain
 from .auth import BAD_BODY, ERRORS, problem, require
 from .deps import StoreDep
 
@@ -27,6 +27,12 @@ class DomainSettings(BaseModel):
     blocked_by: str | None = Field(None, max_length=2000)
     active: bool = True
     notes: str = Field("", max_length=10_000)
+
+    @field_validator("agency", "case_ref", "legal_basis", "language", "blocked_by", "notes")
+    @classmethod
+    def _no_controls(cls, text: str | None) -> str | None:
+        """NUL and other control characters: 422 here, on every store (PostgreSQL's text cannot hold NUL)."""
+        return None if text is None else no_control_characters(text)
 
 
 class DomainIn(DomainSettings):
