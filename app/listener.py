@@ -173,8 +173,8 @@ class HttpConnection(asyncio.Protocol):
             try:
                 self.parser.feed_data(piece)
             except httptools.HttpParserUpgrade:
-                self.closing = True  # answered as a plain request; no protocol switch here
-                self._dispatch()
+                self._dispatch()  # answered as a plain request; no protocol switch here
+                self.closing = True
                 self._flush()
                 return
             except httptools.HttpParserError as error:
