@@ -146,7 +146,7 @@ class HttpConnection(asyncio.Protocol):
         while data:
             if self.in_body:
                 left = self.body_left
-                piece = data if left is None or left >= len(data) else data[:left]
+                piece = data if left is None or left >= len(data) or left <= 0 else data[:left]
                 if left is not None:
                     self.body_left = left - len(piece)
             else:

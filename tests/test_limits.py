@@ -191,6 +191,24 @@ def test_a_long_url_within_the_head_limit_gets_the_notice(server):
 
 # -- row 4: one record per request, saying what was sent --------------------------------------
 
+def test_a_request_behind_one_answered_with_close_is_logged_as_not_answered(server):
+    with connect(server.public_port) as conn:
+        port = conn.getsockname()[1]
+        conn.sendall(b"GET /closing-1 HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n"
+                     b"GET /closing-2 HTTP/1.1\r\n" + HOST + b"\r\n")
+        answered = read_all(conn)
+    assert answered.count(b"HTTP/1.1 ") == 1 and status_of(answered) == 451
+    rows = server.wait_rows("peer_port = ? AND received_at >= ?", (port, SENT[port]), count=2)
+    assert [(r["path"], r["status"]) for r in rows] == [("/closing-1", 451), ("/closing-2", 0)]
+
+
+def test_an_upgrade_request_is_answered_with_the_notice_once(server):
+    response = raw_request(server.public_port, b"GET /ws HTTP/1.1\r\n" + HOST + b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                                               b"Sec-WebSocket-Key: x\r\nSec-WebSocket-Version: 13\r\n\r\n\x81\x85abcdefghi")
+    assert response.status == 451
+    assert only_hit(server, response.local_port)["status"] == 451
+
+
 @pytest.mark.parametrize("data", [
     b"POST /bad-chunk HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\nxx\r\n0\r\n\r\n",
     b"POST /bad-chunk HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX\r\n0\r\n\r\n",
