@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import functools
-import io
 import ipaddress
 import json
 import sqlite3
