@@ -169,7 +169,10 @@ class HttpConnection(asyncio.Protocol):
                         self._dispatch()
                         self._reject(f"request head over {self.max_head} bytes (max_header_bytes)", 431)
                         return
-                    self.head = head + kept
+                    if head:
+                        head += kept  # a bytearray: a head trickled a byte at a time costs no copies
+                    else:
+                        self.head = bytearray(kept)
             try:
                 self.parser.feed_data(piece)
             except httptools.HttpParserUpgrade:
@@ -365,7 +368,7 @@ class HttpConnection(asyncio.Protocol):
         packet that do not read as a request at all (an unframed or badly framed body, junk) belong
         to it: told in its record, one hit. Otherwise the refused request is logged and answered from
         its bytes, and so is each request behind it in the packet; then the connection is closed."""
-        head, in_body = self.head, self.in_body
+        head, in_body = bytes(self.head), self.in_body
         method, _, version, _ = parse_head(head) if head else ("", b"", "", [])
         if self.done and not in_body and not (method and version):
             size = len(head) + len(rest)
@@ -403,7 +406,7 @@ class HttpConnection(asyncio.Protocol):
         server stopping): logged and answered from the bytes kept, then the connection is closed
         (`close` False: another answer follows). Status 0: logged, nothing sent."""
         self.closing = True
-        head, self.head, self.in_body = self.head, b"", False
+        head, self.head, self.in_body = bytes(self.head), b"", False
         try:
             method, target, version, headers = parse_head(head)
             status_, response_headers, body = self.app.answer_rejected(
