@@ -146,6 +146,7 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Could any cell of this CSV text begin with one of them? (A cell begins a line, or follows a comma,
 # perhaps after its opening quote.) A match may be a false alarm, never a miss.
 _MAYBE_FORMULA = re.compile(r'(?:^|,)"?[=+\-@\t\r]', re.MULTILINE)
+_QUOTED = re.compile('[",\r\n]')  # what makes the csv module quote a text field
 
 
 def is_formula(value) -> bool:
@@ -161,8 +162,14 @@ def csv_cell(value) -> str:
 def csv_field(value) -> str:
     """One value as its CSV field: as Python's csv module writes it (RFC 4180 quoting, floats as
     repr), a formula-looking text neutralised and quoted."""
-    if is_formula(value):
-        return "\"'" + value.replace('"', '""') + '"'
+    if type(value) is str:  # text as the csv module quotes it (QUOTE_MINIMAL), without a writer per field
+        if value.startswith(FORMULA_START):
+            return "\"'" + value.replace('"', '""') + '"'
+        return '"' + value.replace('"', '""') + '"' if _QUOTED.search(value) else value
+    if value is None:
+        return ""
+    if type(value) is int:
+        return str(value)
     buffer = io.StringIO()  # (the line end is what tells the csv module to quote a CR or LF)
     csv.writer(buffer, lineterminator="\r\n").writerow([value, ""])
     return buffer.getvalue()[:-3]
