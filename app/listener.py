@@ -169,10 +169,12 @@ class HttpConnection(asyncio.Protocol):
                         self._dispatch()
                         self._reject(f"request head over {self.max_head} bytes (max_header_bytes)", 431)
                         return
-                    if head:
-                        head += kept  # a bytearray: a head trickled a byte at a time costs no copies
+                    if not head:
+                        self.head = kept
+                    elif head.__class__ is bytes:  # a head in pieces: a bytearray, so a head trickled a
+                        self.head = bytearray(head) + kept  # byte at a time costs no quadratic copying
                     else:
-                        self.head = bytearray(kept)
+                        head += kept
             try:
                 self.parser.feed_data(piece)
             except httptools.HttpParserUpgrade:
@@ -277,6 +279,9 @@ class HttpConnection(asyncio.Protocol):
         """Answer the requests completed in this packet, in order; `note` (bytes behind the last one
         that are no request) goes into the last one's record, which is then answered with close."""
         done, self.done = self.done, []
+        if note is None and len(done) == 1 and not self.closing:  # the common case
+            self._answer(*done[0])
+            return
         for i, message in enumerate(done):
             if self.closing:  # behind a request answered with close: logged, not answered
                 self._answer(*message[:-1], False, error="not answered: sent after a request the connection closed "
