@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from pydantic import ValidationError
 
-from app.query import RECORD_FIELDS, Exporter, HitFilter, export_item, parse_cursor, record
+from app.query import RECORD_FIELDS, Exporter, HitFilter, csv_cell, export_item, parse_cursor, record
 from app.store.sqlite import sqlite_where
 
 PROPERTY = settings(deadline=None, database=None)
@@ -53,7 +53,7 @@ def test_csv_fields_read_back_with_the_csv_module():
     [line] = read_csv(Exporter("csv").rows([as_export_row(row)]))
     got = dict(zip(RECORD_FIELDS, line, strict=True))
     assert got["received_at"] == "2026-11-23T06:00:25.123Z"
-    assert got["user_agent"] == row["user_agent"] and got["path"] == row["path"]
+    assert got["user_agent"] == "'" + row["user_agent"] and got["path"] == row["path"]  # a formula: neutralised
     assert got["error"] == "" and got["client_port"] == "40001" and got["duration_ms"] == "1.5" and got["asn"] == "64500"
     # JSON columns as json.dumps writes them (default separators), one CSV field each
     assert got["headers"] == json.dumps(json.loads(HEADERS_JSON), ensure_ascii=False)
@@ -102,7 +102,7 @@ def test_any_text_survives_csv_and_ndjson(values):
     assert parsed[0] == list(RECORD_FIELDS) and len(parsed) == len(rows) + 1
     for row, line in zip(rows, parsed[1:], strict=True):
         got = dict(zip(RECORD_FIELDS, line, strict=True))
-        assert got["user_agent"] == row["user_agent"] and got["path"] == row["path"]
+        assert got["user_agent"] == csv_cell(row["user_agent"]) and got["path"] == csv_cell(row["path"])
         assert got["client_port"] == ("" if row["client_port"] is None else str(row["client_port"]))
         assert json.loads(got["headers"]) == json.loads(row["headers"])
     lines = Exporter("ndjson").rows([as_export_row(r) for r in rows]).split("\n")
