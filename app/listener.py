@@ -141,7 +141,9 @@ class HttpConnection(asyncio.Protocol):
         with them) and a head over the limit is refused before more of it is kept."""
         if self.closing:
             return
-        now = self.last_active = time.monotonic()
+        now = time.monotonic()
+        if self.head or self.in_body or data.lstrip(b"\r\n"):  # blank lines alone do not keep a connection open
+            self.last_active = now
         self.boundary_lost = False
         while data:
             if self.in_body:

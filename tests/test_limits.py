@@ -126,6 +126,20 @@ def test_a_connection_that_sends_nothing_is_closed_unlogged(limited):
     assert limited.wait_rows("peer_port = ? AND received_at >= ?", (port, SENT[port]), timeout=2) == []
 
 
+def test_blank_lines_alone_do_not_keep_a_connection_open(limited):
+    with connect(limited.public_port) as conn:
+        started_at = time.monotonic()
+        closed = False
+        while not closed and time.monotonic() - started_at < 20:
+            try:
+                conn.sendall(b"\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            closed = bool(select.select([conn], [], [], 0.5)[0])
+        assert read_all(conn) == b""
+        assert time.monotonic() - started_at < 15
+
+
 def test_slowloris_connections_do_not_starve_a_normal_client_and_are_logged(limited):
     slow = []
     try:
