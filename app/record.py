@@ -38,10 +38,16 @@ def ip_key(ip: str | None) -> str | None:
     return address.packed.hex()
 
 
+# Control characters (C0 but tab, and DEL, as `\xNN`; C1, as `\u00NN`): stored text that a terminal, a log viewer or a
+# spreadsheet shows as it is can carry no escape sequence, bare CR or NUL.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x09), *range(0x0a, 0x20), 0x7f)} | {c: f"\\u{c:04x}" for c in range(0x80, 0xa0)}
+
+
 def text_of(raw: bytes) -> str:
-    """Bytes as sent, as text: UTF-8 where valid, `\\xNN` for any other byte and for NUL,
-    so every byte is accounted for and the text is storable everywhere."""
-    return raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+    """Bytes as sent, as text: UTF-8 where valid, `\\xNN` for any other byte and for a control
+    character, so every byte is accounted for and the text is storable and showable everywhere."""
+    text = raw.decode("utf-8", "backslashreplace")
+    return text.translate(_CONTROLS) if not text.isprintable() else text
 
 
 @lru_cache(maxsize=64)

@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import ipaddress
+import unicodedata
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -49,7 +50,7 @@ def test_an_ipv4_network_is_one_key_range(network, inside):
 @pytest.mark.parametrize("raw, text", [
     (b"", ""), (b"plain", "plain"), ("\u00e9\u20ac\U0001f4fa".encode(), "\u00e9\u20ac\U0001f4fa"), (b"\xff", "\\xff"),
     (b"a\x00b", "a\\x00b"), (b"\xc3", "\\xc3"), (b"\xc3\xa9\xe9", "\u00e9\\xe9"), (b"\xed\xa0\x80", "\\xed\\xa0\\x80"),  # a surrogate
-    (b"\r\n\t\x7f", "\r\n\t\x7f"),
+    (b"\r\n\t\x7f", "\\x0d\\x0a\t\\x7f"), (b"\x1b[31m", "\\x1b[31m"), (b"\xc2\x85", "\\u0085"),  # controls, C1 too
 ])
 def test_text_of(raw, text):
     assert text_of(raw) == text
@@ -62,6 +63,9 @@ def from_text(text: str) -> bytes:
         if text.startswith("\\x", i):
             out.append(int(text[i + 2:i + 4], 16))
             i += 4
+        elif text.startswith("\\u", i):  # a C1 control character
+            out += chr(int(text[i + 2:i + 6], 16)).encode()
+            i += 6
         else:
             out += text[i].encode()
             i += 1
@@ -73,7 +77,7 @@ def from_text(text: str) -> bytes:
 def test_text_of_accounts_for_every_byte(raw):
     text = text_of(raw)
     text.encode("utf-8")  # storable: no lone surrogate, whatever the bytes
-    assert "\x00" not in text
+    assert "\x00" not in text and all(c == "\t" or c.isprintable() or not unicodedata.category(c).startswith("Cc") for c in text)
     if b"\\" not in raw:  # (a literal `\xNN` in the input reads the same as the byte: see the report)
         assert from_text(text) == raw
 
