@@ -128,6 +128,14 @@ class HttpConnection(asyncio.Protocol):
         for task in self.tasks:
             task.cancel()
 
+    def eof_received(self):
+        """The client half-closed (shut its sending side): requests it sent before still get their
+        answers; a connection with none pending closes. True keeps our side open meanwhile."""
+        if self.queue:
+            self.closing = True  # _flush closes once the last answer is out
+            return True
+        return None
+
     def pause_writing(self) -> None:
         self.transport.pause_reading()
 
@@ -388,6 +396,10 @@ class HttpConnection(asyncio.Protocol):
         self._dispatch()
         if self.closing:  # the last complete request closed the connection: this one is only logged
             self._reject(reason, 0)
+            return
+        if method == "PRI" and version == "2.0":  # HTTP/2 with prior knowledge: frames follow, no requests
+            self._reject(f"HTTP/2 connection preface followed by {len(rest)} bytes of frames; this listener speaks "
+                         "HTTP/1.1", body_size=0)
             return
         # Requests behind it in the packet: framing is lost, they are read leniently; none behind a
         # request with a Transfer-Encoding (what follows is its body, however framed).

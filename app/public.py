@@ -5,6 +5,7 @@ request only fills in its own IP, port and time."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import logging
@@ -143,7 +144,13 @@ class PublicApp:
 
     async def _answer_video(self, client: ClientInfo, received_ns, started, method, raw_path, query, http_version,
                             headers, peer, server, body_size, body_sha256, form_body):
-        prepared = await self._video(client, raw_path, headers, server)
+        try:
+            prepared = await self._video(client, raw_path, headers, server)
+        except asyncio.CancelledError:  # the client left while its video was read or rendered: logged all the same
+            self.answer(received_ns, started, method, raw_path, query, http_version, headers, peer, server, "http",
+                        dataclasses.replace(client, route="html"), None, body_size, body_sha256, form_body,
+                        error="client closed the connection before its video was ready", plain_status=0)
+            raise
         return self.answer(received_ns, started, method, raw_path, query, http_version, headers, peer, server, "http",
                            client, prepared, body_size, body_sha256, form_body)
 
