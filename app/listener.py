@@ -20,6 +20,7 @@ from http import HTTPStatus
 
 import httptools
 
+from . import proxy_protocol
 from .capture import FORM_TYPE, unmapped
 from .protocol import parse_head
 
@@ -81,7 +82,7 @@ class HttpConnection(asyncio.Protocol):
     __slots__ = ("app", "connections", "body_cap", "transport", "parser", "peer", "server", "head", "head_size",
                  "url", "headers", "received_ns", "started", "body_size", "body_digest", "form", "in_body",
                  "queue", "closing", "last_active", "in_request", "tasks", "max_head", "head_timeout", "head_started",
-                 "body_left", "done", "boundary_lost", "linger_until")
+                 "body_left", "done", "boundary_lost", "linger_until", "proxied", "proxy_pending", "scheme", "tls")
 
     def __init__(self, app, connections: set, body_cap: int, max_head: int = HEAD_CAP, head_timeout: float = HEAD_TIMEOUT):
         self.app = app
@@ -110,6 +111,12 @@ class HttpConnection(asyncio.Protocol):
         if self.server is not None:
             # (address, port) the connection arrived at: the hit's server_ip and server_port
             self.server = (unmapped(self.server[0]), self.server[1])
+        # A TLS connection (tls_listener.py): scheme https, the ClientHello as pseudo-headers.
+        self.tls = transport.get_extra_info("seized_tls")
+        self.scheme = "https" if self.tls else "http"
+        # A trusted proxy may start with a PROXY protocol header naming the client (proxy_protocol.py).
+        self.proxied = None
+        self.proxy_pending = b"" if self.peer is not None and self.app.resolver.is_trusted(unmapped(self.peer[0])) else None
         self.parser = httptools.HttpRequestParser(self)
         self.head = b""
         self.head_size = 0
@@ -127,6 +134,28 @@ class HttpConnection(asyncio.Protocol):
         self.closing = True
         for task in self.tasks:
             task.cancel()
+
+    def _proxy_header(self, data: bytes) -> bytes:
+        """A trusted peer's first bytes: a PROXY header, taken off (the client and the address it
+        connected to noted), or none; what follows is the request. A malformed one is left in place:
+        the request then reads as malformed and is logged as such."""
+        data = self.proxy_pending + data
+        try:
+            header = proxy_protocol.parse(data)
+        except proxy_protocol.Invalid as error:
+            log.info("a malformed PROXY header from %s: %s", self.peer[0], error)
+            header = None
+        if header == proxy_protocol.NEED_MORE:
+            self.proxy_pending = data
+            return b""
+        self.proxy_pending = None
+        if header is None:
+            return data
+        if header.addresses is not None:
+            found = header.addresses
+            self.proxied = (unmapped(found.client_ip), found.client_port)
+            self.server = (unmapped(found.destination_ip), found.destination_port)
+        return data[header.length:]
 
     def eof_received(self):
         """The client half-closed (shut its sending side): requests it sent before still get their
@@ -149,6 +178,10 @@ class HttpConnection(asyncio.Protocol):
         with them) and a head over the limit is refused before more of it is kept."""
         if self.closing:
             return
+        if self.proxy_pending is not None:
+            data = self._proxy_header(data)
+            if not data:
+                return
         now = time.monotonic()
         if self.head or self.in_body or data.lstrip(b"\r\n"):  # blank lines alone do not keep a connection open
             self.last_active = now
@@ -303,8 +336,9 @@ class HttpConnection(asyncio.Protocol):
 
     def _answer(self, method, raw_path, query, version, headers, received_ns, started, body_size, digest, form,
                 keep_alive, error=None, plain_status=None) -> None:
-        answer = self.app.handle(method, raw_path, query, version, headers, self.peer, self.server, received_ns,
-                                 started, body_size, digest, form, error, plain_status)
+        answer = self.app.handle(method, raw_path, query, version, self.tls + headers if self.tls else headers, self.peer,
+                                 self.server, received_ns, started, body_size, digest, form, error, plain_status,
+                                 scheme=self.scheme, proxied=self.proxied)
         if plain_status == 0:
             return
         if answer.__class__ is tuple and not self.queue:  # the common case: answered at once
@@ -430,7 +464,8 @@ class HttpConnection(asyncio.Protocol):
             method, target, version, headers = parse_head(head)
             status_, response_headers, body = self.app.answer_rejected(
                 peer=self.peer, server=self.server, method=method, target=target, http_version=version,
-                headers=headers, reason=reason, status=status, body_size=body_size)
+                headers=self.tls + headers if self.tls else headers, reason=reason, status=status, body_size=body_size,
+                scheme=self.scheme, proxied=self.proxied)
         except Exception:
             log.exception("could not answer a rejected request")
             status_, response_headers, body, method = 400, b"content-length: 0\r\n", b"", ""

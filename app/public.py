@@ -101,7 +101,7 @@ class PublicApp:
 
     def handle(self, method: str, raw_path: bytes, query: bytes, http_version: str, headers, peer, server,
                received_ns: int, started: float, body_size: int, body_sha256, form_body, error=None,
-               plain_status: int | None = None):
+               plain_status: int | None = None, scheme: str = "http", proxied=None):
         """A parsed request -> (status, header block, body), its hit journaled first; or, for a
         stream URL whose video must be read or rendered, an awaitable of the same. `error` is
         recorded with the hit; `plain_status` as in answer() (0: logged only, nothing is sent)."""
@@ -111,15 +111,15 @@ class PublicApp:
             if client.route == "stream" or client.route == "video":
                 client = dataclasses.replace(client, route="html")  # a request cut short gets no video
             return self.answer(received_ns, started, method, raw_path, query, http_version, headers, peer, server,
-                               "http", client, None, body_size, body_sha256, form_body, error=error,
-                               plain_status=plain_status)
+                               scheme, client, None, body_size, body_sha256, form_body, error=error,
+                               plain_status=plain_status, proxied=proxied)
         if (client.route == "stream" or client.route == "video") and self.assets.get(raw_path) is None:
             prepared = self._video_now(client, raw_path, headers, server)
             if prepared is None:
                 return self._answer_video(client, received_ns, started, method, raw_path, query, http_version, headers,
-                                          peer, server, body_size, body_sha256, form_body)
-        return self.answer(received_ns, started, method, raw_path, query, http_version, headers, peer, server, "http",
-                           client, prepared or None, body_size, body_sha256, form_body)
+                                          peer, server, body_size, body_sha256, form_body, scheme, proxied)
+        return self.answer(received_ns, started, method, raw_path, query, http_version, headers, peer, server, scheme,
+                           client, prepared or None, body_size, body_sha256, form_body, proxied=proxied)
 
     def _classify(self, raw_path: bytes, query: bytes, form_body, headers) -> ClientInfo:
         """classify(), remembered: a box repeats the same request with the same headers all day."""
@@ -143,16 +143,16 @@ class PublicApp:
         return packed
 
     async def _answer_video(self, client: ClientInfo, received_ns, started, method, raw_path, query, http_version,
-                            headers, peer, server, body_size, body_sha256, form_body):
+                            headers, peer, server, body_size, body_sha256, form_body, scheme="http", proxied=None):
         try:
             prepared = await self._video(client, raw_path, headers, server)
         except asyncio.CancelledError:  # the client left while its video was read or rendered: logged all the same
-            self.answer(received_ns, started, method, raw_path, query, http_version, headers, peer, server, "http",
+            self.answer(received_ns, started, method, raw_path, query, http_version, headers, peer, server, scheme,
                         dataclasses.replace(client, route="html"), None, body_size, body_sha256, form_body,
-                        error="client closed the connection before its video was ready", plain_status=0)
+                        error="client closed the connection before its video was ready", plain_status=0, proxied=proxied)
             raise
-        return self.answer(received_ns, started, method, raw_path, query, http_version, headers, peer, server, "http",
-                           client, prepared, body_size, body_sha256, form_body)
+        return self.answer(received_ns, started, method, raw_path, query, http_version, headers, peer, server, scheme,
+                           client, prepared, body_size, body_sha256, form_body, proxied=proxied)
 
     def _notice_for(self, headers) -> tuple[bytes, bytes, Notice]:
         host = accept_language = b""
@@ -235,12 +235,14 @@ class PublicApp:
 
     def answer(self, received_ns: int, started: float, method: str, raw_path: bytes, query: bytes, http_version: str,
                headers, peer, server, scheme: str, client: ClientInfo, prepared=None, body_size: int = 0,
-               body_sha256=None, form_body=None, error=None, not_http: bool = False, plain_status: int | None = None):
+               body_sha256=None, form_body=None, error=None, not_http: bool = False, plain_status: int | None = None,
+               proxied=None):
         """The response for one request, after its hit is in the journal: (status, header block, body).
         `not_http`: bytes that do not read as an HTTP request get a plain 400 instead of the notice."""
         host, accept_language, notice = self._notice_for(headers)
         peer_ip, peer_port = peer or (None, None)
-        client_ip, client_port, scheme = self.resolver.resolve(peer_ip, peer_port, headers, scheme)
+        # The client: the TCP peer, or whom a trusted proxy's PROXY header named; then its forwarding header.
+        client_ip, client_port, scheme = self.resolver.resolve(*(proxied or (peer_ip, peer_port)), headers, scheme)
         try:
             if plain_status == 0:  # nothing sent (the client left, or the connection was closed before it)
                 status, response_headers, body = 0, b"", b""
@@ -290,7 +292,7 @@ class PublicApp:
             base_url=base_url, host=host_name, port=port, scheme=scheme, lang=lang, now=received_ns // 1_000_000_000)
 
     def answer_rejected(self, *, peer, server, method: str, target: bytes, http_version: str, headers, reason: str,
-                        status: int | None = None, body_size: int = 0):
+                        status: int | None = None, body_size: int = 0, scheme: str = "http", proxied=None):
         """A request the strict parser refused (unknown method, raw UTF-8 in the path, a NUL in a
         header...). It is logged all the same; if it still reads as an HTTP request it gets the notice
         (never a video: this path cannot wait for one), otherwise a plain 400; `status` (e.g. 431 for
@@ -300,5 +302,5 @@ class PublicApp:
         if client.route in ("stream", "video"):
             client.route = "html"
         return self.answer(time.time_ns(), time.perf_counter(), method, raw_path, query, http_version, headers, peer,
-                           server, "http", client, body_size=body_size, error=reason, not_http=not (method and http_version),
-                           plain_status=status)
+                           server, scheme, client, body_size=body_size, error=reason, not_http=not (method and http_version),
+                           plain_status=status, proxied=proxied)
