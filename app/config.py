@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     # The public listener's addresses (IPTV panels use 80, 8080, 8000, 25461, 2095, 8880...): a list, or
     # one address, or several separated by commas (SEIZED_PUBLIC). `[::]:PORT` takes IPv4 and IPv6 alike.
     public: Annotated[list[str], NoDecode] = ["[::]:8080"]
+    # TLS listeners (HTTPS visitors, mostly on 443): the same notice over TLS; every connection a hit,
+    # a failed handshake too (tls_listener.py). Certificates from tls_cert_dir (<name>.crt and
+    # <name>.key, `_.example.tv` for a wildcard), else self-signed for the name the client asked for.
+    tls: Annotated[list[str], NoDecode] = []
+    tls_cert_dir: Path | None = None
     admin: str = "127.0.0.1:8081"
     # Public listener processes sharing the port; the ingest process and the management API run beside them.
     workers: Annotated[int, Field(ge=1, le=64)] = 1
@@ -170,11 +175,11 @@ class Settings(BaseSettings):
     notice: NoticeSettings = NoticeSettings()
     domains: list[DomainSeed] = []
 
-    @field_validator("public", mode="before")
+    @field_validator("public", "tls", mode="before")
     @classmethod
-    def _public(cls, value):
-        addresses = [a.strip() for a in value.split(",")] if isinstance(value, str) else list(value)
-        if not addresses or not all(addresses):
+    def _addresses(cls, value, info):
+        addresses = [a.strip() for a in value.split(",") if a.strip()] if isinstance(value, str) else list(value)
+        if info.field_name == "public" and not addresses:
             raise ValueError("public: at least one HOST:PORT")
         for address in addresses:
             split_address(address)  # a malformed one is refused here, not when binding

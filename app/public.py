@@ -17,7 +17,7 @@ from http import HTTPStatus
 from urllib.parse import quote
 
 from .assets import Assets
-from .capture import ClientResolver
+from .capture import ClientResolver, unmapped
 from .clients import VOD_EXTENSIONS, ClientInfo, classify
 from .domains import DomainTable, Notice
 from .journal import encode, pack_headers
@@ -155,12 +155,15 @@ class PublicApp:
                            client, prepared, body_size, body_sha256, form_body, proxied=proxied)
 
     def _notice_for(self, headers) -> tuple[bytes, bytes, Notice]:
-        host = accept_language = b""
+        host = accept_language = sni = b""
         for name, value in headers:
             if name == b"host":
                 host = host or value
             elif name == b"accept-language":
                 accept_language = value
+            elif name == b":tls-sni":  # (tls_listener.py) the name a TLS client asked for, where no Host says one
+                sni = value
+        host = host or sni
         return host, accept_language, self.domains.match_bytes(host)
 
     def _language(self, accept_language: bytes, default: str) -> str:
@@ -290,6 +293,16 @@ class PublicApp:
         return IptvNotice(
             title=t["iptv_title"], message=t["iptv_message"].format(agency=notice.agency, case=case, ip=client_ip or "?"),
             base_url=base_url, host=host_name, port=port, scheme=scheme, lang=lang, now=received_ns // 1_000_000_000)
+
+    def tls_failed(self, peer, server, sni: str | None, headers, reason: str) -> None:
+        """A TLS connection that never carried a request (its handshake failed: a client rejecting our
+        certificate, no TLS at all, gone): a hit all the same, nothing sent, the ClientHello in its
+        headers (tls_listener.tls_headers) and the reason."""
+        peer = (unmapped(peer[0]), peer[1]) if peer else None
+        server = (unmapped(server[0]), server[1]) if server else None
+        client = classify(b"", b"", None, headers)
+        self.answer(time.time_ns(), time.perf_counter(), "", b"", b"", "", headers, peer, server, "https", client,
+                    error=reason, plain_status=0)
 
     def answer_rejected(self, *, peer, server, method: str, target: bytes, http_version: str, headers, reason: str,
                         status: int | None = None, body_size: int = 0, scheme: str = "http", proxied=None):

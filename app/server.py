@@ -123,11 +123,11 @@ class Child:
 class Pipeline:
     """The worker and ingest processes, and what they report."""
 
-    def __init__(self, settings: Settings, socks: list[socket.socket]):
+    def __init__(self, settings: Settings, socks: list[socket.socket], tls_socks: list[socket.socket] = ()):
         # The settings as a plain Settings (the loader's subclass is local, so it cannot be pickled).
         settings = Settings.model_construct(**dict(settings))
         self.settings = settings
-        self.workers = [Child(f"worker-{i}", worker.run, (settings, socks, i), Counters(WORKER_FIELDS))
+        self.workers = [Child(f"worker-{i}", worker.run, (settings, socks, i, list(tls_socks)), Counters(WORKER_FIELDS))
                         for i in range(settings.workers)]
         self.ingest = Child("ingest", ingest.run, (settings,), Counters(INGEST_FIELDS))
         # The management process reports the pipeline live, from the same shared counters.
@@ -225,20 +225,22 @@ async def serve(settings: Settings) -> None:
     setup_logging("main")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
-    socks = []
+    socks, tls_socks = [], []
     try:
         for address in settings.public:  # first: a port in use stops us before anything starts
             socks.append(public_socket(address))
+        for address in settings.tls:
+            tls_socks.append(public_socket(address))
         check_free(settings.admin)
         await prepare_database(settings)
-        await supervise(settings, socks)
+        await supervise(settings, socks, tls_socks)
     finally:
-        for sock in socks:
+        for sock in (*socks, *tls_socks):
             sock.close()
 
 
-async def supervise(settings: Settings, socks: list[socket.socket]) -> None:
-    pipeline = Pipeline(settings, socks)
+async def supervise(settings: Settings, socks: list[socket.socket], tls_socks: list[socket.socket] = ()) -> None:
+    pipeline = Pipeline(settings, socks, tls_socks)
     pipeline.start()
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()

@@ -30,14 +30,14 @@ log = logging.getLogger("seized.worker")
 SWEEP = 1.0  # seconds between checks for idle connections, held hits and a new domain list
 
 
-def run(settings: Settings, socks: list[socket.socket], index: int, array) -> None:
+def run(settings: Settings, socks: list[socket.socket], index: int, tls_socks: list[socket.socket], array) -> None:
     """Process entry point (multiprocessing, spawn)."""
     die_with_parent()
     setup_logging(f"worker-{index}")
     counters = Counters(WORKER_FIELDS, array)
     counters.mark_started()
     raise_file_limit()
-    raise SystemExit(run_async(serve(settings, socks, index, counters)))
+    raise SystemExit(run_async(serve(settings, socks, index, counters, tls_socks)))
 
 
 def raise_file_limit() -> int:
@@ -57,7 +57,8 @@ def raise_file_limit() -> int:
     return soft
 
 
-async def serve(settings: Settings, socks: list[socket.socket], index: int, counters: Counters) -> int:
+async def serve(settings: Settings, socks: list[socket.socket], index: int, counters: Counters,
+                tls_socks: list[socket.socket] = ()) -> int:
     journal = JournalWriter(settings.journal_dir, f"{re.sub(r'[^A-Za-z0-9_-]', '_', settings.node)}.w{index}", settings.journal_segment_mb * 1024 * 1024,
                             settings.fsync_interval_ms / 1000, settings.journal_held_limit, counters.array)
     journal.open()
@@ -73,9 +74,18 @@ async def serve(settings: Settings, socks: list[socket.socket], index: int, coun
     )
     loop = asyncio.get_running_loop()
     connections: set[HttpConnection] = set()
-    servers = [await loop.create_server(lambda: HttpConnection(app, connections, settings.body_cap, settings.max_header_bytes,
-                                                               settings.header_timeout_s), sock=sock, backlog=2048)
-               for sock in socks]  # one per public address, the same app behind each
+    def http() -> HttpConnection:
+        return HttpConnection(app, connections, settings.body_cap, settings.max_header_bytes, settings.header_timeout_s)
+
+    servers = [await loop.create_server(http, sock=sock, backlog=2048) for sock in socks]  # the same app behind each
+    if tls_socks:
+        from .tls import CertificateStore
+        from .tls_listener import TlsConnection
+
+        certificates = CertificateStore(settings.tls_cert_dir)
+        servers += [await loop.create_server(lambda: TlsConnection(certificates, http, app.tls_failed,
+                                                                   settings.header_timeout_s), sock=sock, backlog=2048)
+                    for sock in tls_socks]
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)

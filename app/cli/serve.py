@@ -15,6 +15,8 @@ def serve(
     config: ConfigOption = None,
     public: Annotated[Optional[list[str]], typer.Option(
         help="Public listener HOST:PORT; repeatable (every port a panel used) [[::]:8080, IPv4 and IPv6].")] = None,
+    tls: Annotated[Optional[list[str]], typer.Option(
+        help="TLS listener HOST:PORT (HTTPS visitors); repeatable. Certificates: tls_cert_dir, else self-signed.")] = None,
     admin: Annotated[Optional[str], typer.Option(help="Management listener HOST:PORT [127.0.0.1:8081].")] = None,
     db: DbOption = None,
     data_dir: DataDirOption = None,
@@ -24,7 +26,7 @@ def serve(
     """Start the public notice listener(s), the ingest process and the management listener."""
     from ..server import run
 
-    run(cli_settings(config, public=public, admin=admin, db=db, data_dir=data_dir, workers=workers, node=node))
+    run(cli_settings(config, public=public, tls=tls, admin=admin, db=db, data_dir=data_dir, workers=workers, node=node))
 
 
 def status(config: ConfigOption = None, data_dir: DataDirOption = None):
