@@ -35,7 +35,8 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
-NO_STORE = [(b"cache-control", b"no-store")]
+NO_CACHE = (b"cache-control", b"no-store")
+NO_STORE = [NO_CACHE, (b"x-content-type-options", b"nosniff")]  # (and nosniff: no answer is sniffed as markup)
 # Shown if building the real page ever fails: the visitor still sees a notice, the hit is still logged.
 FALLBACK_PAGE = b"<!doctype html><title>Seized</title><h1>This domain has been seized</h1>"
 NOT_HTTP = b"Bad request: this is not an HTTP request.\n"
@@ -90,7 +91,7 @@ class PublicApp:
     @staticmethod
     def _notice_headers(notice: Notice, lang: str) -> bytes:
         headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-language", lang.encode()),
-                   *SECURITY_HEADERS, *NO_STORE]
+                   *SECURITY_HEADERS, NO_CACHE]
         if notice.blocked_by:
             url = quote(notice.blocked_by, safe=":/?#[]@!$&'()*+,;=%~")
             headers.append((b"link", f'<{url}>; rel="blocked-by"'.encode("ascii")))

@@ -412,9 +412,7 @@ def test_without_a_match_key_no_password_trace_is_kept(server):
                                     "/get.php?username=u&password=p&type=m3u_plus", "/xmltv.php?username=u&password=p",
                                     "/enigma2.php?username=u&password=p", "/portal.php?type=stb&action=handshake",
                                     "/live/u/p/1.ts", "/player_api.php?username=u&password=p&action=get_live_streams",
-                                    pytest.param("/live/u/p/1.m3u8", marks=pytest.mark.xfail(strict=True, reason=(
-                                        "app/public.py, not changed here: the HLS playlist (and PLAIN_HEADERS, FALLBACK_HEADERS) "
-                                        "use public.NO_STORE, which has no nosniff")))])
+                                    "/live/u/p/1.m3u8"])
 def test_every_iptv_answer_says_nosniff(iptv_server, target):
     response, _ = get(iptv_server, target)
     assert response.status < 500
