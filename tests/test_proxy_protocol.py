@@ -38,48 +38,37 @@ def wait_listening(port: int) -> None:
     wait_for(accepting, timeout=20, message=f"nothing listening on {port}")
 
 
-@pytest.fixture
-def nginx(tmp_path):
-    started = []
+def nginx_config(directory, port: int, upstream: int) -> str:
+    static = "--with-stream " in subprocess.run(["nginx", "-V"], capture_output=True, text=True).stderr
+    return (("" if static else f"load_module {NGINX_STREAM};\n")
+            + f"daemon off; pid {directory}/nginx-{port}.pid; error_log {directory}/nginx-{port}.err;\nevents {{}}\n"
+            f"stream {{ server {{ listen 127.0.0.1:{port}; proxy_pass 127.0.0.1:{upstream}; proxy_protocol on; }} }}\n")
 
-    def start(upstream: int) -> int:
-        port = free_port()
-        conf = tmp_path / f"nginx-{port}.conf"
-        load = f"load_module {NGINX_STREAM};\n" if not subprocess.run(
-            ["nginx", "-V"], capture_output=True, text=True).stderr.count("--with-stream ") else ""
-        conf.write_text(f"""{load}daemon off; pid {tmp_path}/nginx-{port}.pid; error_log {tmp_path}/nginx-{port}.err;
-events {{}}
-stream {{ server {{ listen 127.0.0.1:{port}; proxy_pass 127.0.0.1:{upstream}; proxy_protocol on; }} }}
-""")
-        started.append(subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp_path)], stderr=subprocess.PIPE))
-        wait_listening(port)
-        return port
 
-    yield start
-    for process in started:
-        process.terminate()
-        process.wait(10)
+def haproxy_config(directory, port: int, upstream: int) -> str:
+    return (f"defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n"
+            f"frontend public\n    bind 127.0.0.1:{port}\n    default_backend seized\n"
+            f"backend seized\n    server seized 127.0.0.1:{upstream} send-proxy-v2\n")
+
+
+PROXIES = {  # kind -> (its config, its command line given the config file and the directory)
+    "nginx": (nginx_config, lambda conf, directory: ["nginx", "-c", str(conf), "-p", str(directory)]),
+    "haproxy": (haproxy_config, lambda conf, directory: ["haproxy", "-f", str(conf), "-db"]),
+}
 
 
 @pytest.fixture
-def haproxy(tmp_path):
+def proxy_in_front(tmp_path):
+    """`proxy_in_front(kind, upstream)`: that proxy on a port of its own, sending the PROXY header
+    to `upstream`; its port. Stopped after the test."""
     started = []
 
-    def start(upstream: int) -> int:
+    def start(kind: str, upstream: int) -> int:
         port = free_port()
-        conf = tmp_path / f"haproxy-{port}.cfg"
-        conf.write_text(f"""defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-frontend public
-    bind 127.0.0.1:{port}
-    default_backend seized
-backend seized
-    server seized 127.0.0.1:{upstream} send-proxy-v2
-""")
-        started.append(subprocess.Popen(["haproxy", "-f", str(conf), "-db"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        config, command = PROXIES[kind]
+        conf = tmp_path / f"{kind}-{port}.conf"
+        conf.write_text(config(tmp_path, port, upstream))
+        started.append(subprocess.Popen(command(conf, tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
         wait_listening(port)
         return port
 
@@ -90,9 +79,9 @@ backend seized
 
 
 @pytest.mark.parametrize("proxy", ["nginx", "haproxy"])
-def test_a_proxy_protocol_header_from_a_trusted_proxy_names_the_client(fresh_server, request, proxy):
+def test_a_proxy_protocol_header_from_a_trusted_proxy_names_the_client(fresh_server, proxy_in_front, proxy):
     server = fresh_server(trusted_proxies=["127.0.0.0/8"]).start()
-    port = request.getfixturevalue(proxy)(server.public_port)
+    port = proxy_in_front(proxy, server.public_port)
     client_port, answer = via(port, f"/via-{proxy}")
     assert answer.startswith(b"HTTP/1.1 ") and b"seized" in answer.lower()
     [row] = server.wait_rows(f"path = '/via-{proxy}'")
