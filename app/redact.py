@@ -33,33 +33,29 @@ def is_password_key(key: str, decode=unquote_plus) -> bool:
     return _decoded_key(key, decode) in PASSWORD_KEYS
 
 
+def _redact_pairs(text: str, separator: str, decode) -> str:
+    """Every `key=value` part of `text` whose key is a password's gets its value redacted."""
+    if "=" not in text:
+        return text
+    parts = text.split(separator)
+    changed = False
+    for i, part in enumerate(parts):
+        key, sep, value = part.partition("=")
+        if sep and value and is_password_key(key, decode):
+            parts[i] = f"{key}={REDACTED}"
+            changed = True
+    return separator.join(parts) if changed else text
+
+
 def redact_form(encoded: str) -> str:
     """`a=1&password=x` -> `a=1&password=[REDACTED]` (query strings and urlencoded bodies): every
     password-like key, repeated or not, in any case or percent-encoding."""
-    if "=" not in encoded:
-        return encoded
-    pairs = encoded.split("&")
-    changed = False
-    for i, pair in enumerate(pairs):
-        key, sep, value = pair.partition("=")
-        if sep and value and is_password_key(key):
-            pairs[i] = f"{key}={REDACTED}"
-            changed = True
-    return "&".join(pairs) if changed else encoded
+    return _redact_pairs(encoded, "&", unquote_plus)
 
 
 def redact_cookie(value: str) -> str:
     """`mac=...; password=x` -> `mac=...; password=[REDACTED]`: the same keys as a query's."""
-    if "=" not in value:
-        return value
-    parts = value.split(";")
-    changed = False
-    for i, part in enumerate(parts):
-        key, sep, secret = part.partition("=")
-        if sep and secret.strip() and is_password_key(key, unquote):
-            parts[i] = f"{key}={REDACTED}"
-            changed = True
-    return ";".join(parts) if changed else value
+    return _redact_pairs(value, ";", unquote)
 
 
 def redact_authorization(value: str) -> str:
