@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     # A request head not complete this many seconds after its first byte is answered 408 and the
     # connection closed (a connection that sends nothing is closed sooner); logged with what arrived.
     header_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    # Open connections per worker before the slowest incomplete ones are closed to make room (logged,
+    # 408). Default: the open-file limit (raised to its hard limit at start) less 256.
+    max_connections: Annotated[int, Field(ge=16)] | None = None
 
     # The journal: every hit is written to it before its response is sent (it then survives any
     # crash of seized); it is also fdatasynced this often, bounding what a power loss can take

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import heapq
 import logging
 import re
 import time
@@ -79,6 +80,10 @@ class _Slot:
 
 
 class HttpConnection(asyncio.Protocol):
+    # Open connections a worker keeps before it sheds slow ones (set by the worker from its open-file
+    # limit): past the limit it could accept no one, the visitor who is no attacker included.
+    max_connections = 1 << 30
+    SHED = 64  # connections made room for at once (one scan of them all)
     __slots__ = ("app", "connections", "body_cap", "transport", "parser", "peer", "server", "head", "head_size",
                  "url", "headers", "received_ns", "started", "body_size", "body_digest", "form", "in_body",
                  "queue", "closing", "last_active", "in_request", "tasks", "max_head", "head_timeout", "head_started",
@@ -124,7 +129,21 @@ class HttpConnection(asyncio.Protocol):
         self.in_request = False
         self.body_left = 0
         self.last_active = self.head_started = time.monotonic()
+        if len(self.connections) >= self.max_connections:
+            self._make_room()
         self.connections.add(self)
+
+    def _make_room(self) -> None:
+        """Near the open-file limit: close the idle connections and the slowest incomplete request
+        heads (a slowloris flood), the longest waiting first; each request cut is logged with what
+        arrived, answered 408. Connections with a request being answered are kept."""
+        candidates = [c for c in self.connections if not c.closing and not c.queue and not c.in_body]
+        for connection in heapq.nsmallest(self.SHED, candidates, key=lambda c: c.head_started if c.head else c.last_active):
+            if connection.head:
+                connection._reject("closed to make room: too many open connections (the open-file limit)", 408)
+            else:
+                connection.closing = True
+                connection.transport.close()
 
     def connection_lost(self, exc) -> None:
         self.connections.discard(self)

@@ -36,7 +36,9 @@ def run(settings: Settings, socks: list[socket.socket], index: int, tls_socks: l
     setup_logging(f"worker-{index}")
     counters = Counters(WORKER_FIELDS, array)
     counters.mark_started()
-    raise_file_limit()
+    # Descriptors beyond the connections: the journal, the listening sockets, the video files, logs.
+    by_files = max(64, raise_file_limit() - 256)
+    HttpConnection.max_connections = min(settings.max_connections or by_files, by_files)
     raise SystemExit(run_async(serve(settings, socks, index, counters, tls_socks)))
 
 

@@ -160,6 +160,29 @@ def test_slowloris_connections_do_not_starve_a_normal_client_and_are_logged(limi
     assert "open-file limit" in limited.log_path.read_text()
 
 
+def test_past_max_connections_the_slowest_heads_make_room_for_a_normal_client(fresh_server):
+    """At the limit (the open-file limit, or max_connections below it) a worker could accept no one:
+    the slowest incomplete heads are closed to make room, each logged and answered 408."""
+    server = fresh_server(max_connections=100, header_timeout_s=60).start()
+    slow = []
+    try:
+        for i in range(160):
+            conn = connect(server.public_port)
+            conn.sendall(b"GET /crowd-%d HTTP/1.1\r\n" % i + HOST + b"X-a: b\r\n")
+            slow.append(conn)
+            time.sleep(0.005)
+        response = raw_request(server.public_port, b"GET /room HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n")
+        assert response.status == 451
+    finally:
+        for conn in slow:
+            conn.close()
+    made_room = server.wait_rows("path LIKE '/crowd-%' AND status = 408", count=60, timeout=60)
+    assert all("to make room" in r["error"] for r in made_room)
+    first = sorted(int(r["path"].rsplit("-", 1)[1]) for r in made_room)
+    assert first[0] == 0  # the longest waiting went first
+    assert server.stop() == 0
+
+
 # -- row 3: what the lenient reader reads -----------------------------------------------------
 
 def test_junk_behind_a_valid_request_is_told_in_its_one_record(server):
