@@ -208,19 +208,33 @@ def test_stream_urls_play_the_notice_video(iptv_server, path, container):
         assert "[REDACTED]" in row["path"] + row["query"]
 
 
+def decode_timestamps(ts: bytes) -> list[int]:
+    """The DTS of every video packet of an MPEG-TS, as PyAV's FFmpeg demuxer reads them (90 kHz)."""
+    import io
+
+    import av
+
+    with av.open(io.BytesIO(ts), format="mpegts") as container:
+        return [packet.dts for packet in container.demux(container.streams.video[0]) if packet.dts is not None]
+
+
 def test_hls_playlist_and_segments(iptv_server):
     response, row = get(iptv_server, "/live/kate/hls-pass/1.m3u8")
     assert response.header("content-type") == "application/vnd.apple.mpegurl"
     playlist = m3u8.loads(response.text)
     assert playlist.is_endlist and playlist.target_duration == 4 and len(playlist.segments) == 3
-    total = 0
+    total, timestamps = 0, []
     for segment in playlist.segments:
         assert segment.uri.startswith(f"http://{HOST}/_seized/video/en/seg")
         path = segment.uri.split(HOST, 1)[1]
         piece, piece_row = get(iptv_server, path)
         assert piece.header("content-type") == "video/mp2t" and piece_row["client_kind"] == "stream"
         total += probe(piece.body)[4]
+        timestamps += decode_timestamps(piece.body)
     assert total >= 3 * 4 * 25 - 5
+    # One timeline across the segments: each picks up where the one before ended (a player, or
+    # ffmpeg reading the playlist, sees decode timestamps that only grow, never a restart).
+    assert timestamps == sorted(timestamps) and len(set(timestamps)) == len(timestamps)
     assert (row["account"], row["path"]) == ("kate", "/live/kate/[REDACTED]/1.m3u8")
 
 

@@ -54,7 +54,9 @@ def encode(image: Image.Image, path: Path, container: str, seconds: int, first_f
     with av.open(str(temporary), "w", format=container, options=options) as output:
         stream = output.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.options = {"preset": "veryfast", "tune": "stillimage", "g": str(FPS * 2)}
+        # No B-frames: decode order is display order, so no segment's timestamps are shifted to keep
+        # its first DTS at 0, and each HLS segment picks up exactly where the one before it ended.
+        stream.options = {"preset": "veryfast", "tune": "stillimage", "g": str(FPS * 2), "bf": "0"}
         frame = av.VideoFrame.from_image(image).reformat(format="yuv420p")
         for index in range(first_frame, first_frame + seconds * FPS):
             frame.pts = index  # in 1/FPS, the stream's rate
