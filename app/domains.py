@@ -65,7 +65,7 @@ def host_name(host: str) -> str:
     if host.startswith("["):
         return host[1:].partition("]")[0]
     name, sep, port = host.rpartition(":")
-    if sep and port.isdigit() and ":" not in name:
+    if sep and (port.isdigit() or not port) and ":" not in name:  # an empty port (`a.tv:`) is allowed too (RFC 3986)
         host = name
     return host.rstrip(".")
 
