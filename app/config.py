@@ -236,6 +236,6 @@ def load_settings(config_file: Path | None = None, **overrides) -> Settings:
 def split_address(address: str) -> tuple[str, int]:
     """'0.0.0.0:8080' or '[::1]:8080' -> (host, port)."""
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"expected HOST:PORT, got {address!r}")
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT (a port 0-65535), got {address!r}")
     return host.strip("[]") or "0.0.0.0", int(port)
