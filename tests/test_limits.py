@@ -4,6 +4,7 @@
 SIGTERM while a client is mid-body; and requests the strict parser refuses, each recorded once as
 what it was answered. No timed assertion beyond generous bounds (the machine is shared)."""
 
+import contextlib
 import select
 import signal
 import socket
@@ -140,21 +141,29 @@ def test_blank_lines_alone_do_not_keep_a_connection_open(limited):
         assert time.monotonic() - started_at < 15
 
 
-def test_slowloris_connections_do_not_starve_a_normal_client_and_are_logged(limited):
+@contextlib.contextmanager
+def slow_heads(port: int, count: int, name: str, pause: float = 0.0):
+    """`count` connections, each with a request head begun (`/<name>-<i>`) and never finished; closed after."""
     slow = []
     try:
-        for i in range(300):
-            conn = connect(limited.public_port)
-            conn.sendall(b"GET /slowloris-%d HTTP/1.1\r\n" % i + HOST + b"X-a: b\r\n")
+        for i in range(count):
+            conn = connect(port)
+            conn.sendall(b"GET /%s-%d HTTP/1.1\r\n" % (name.encode(), i) + HOST + b"X-a: b\r\n")
             slow.append(conn)
+            time.sleep(pause)
+        yield slow
+    finally:
+        for conn in slow:
+            conn.close()
+
+
+def test_slowloris_connections_do_not_starve_a_normal_client_and_are_logged(limited):
+    with slow_heads(limited.public_port, 300, "slowloris") as slow:
         started_at = time.monotonic()
         response = raw_request(limited.public_port, b"GET /normal HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n")
         assert response.status == 451 and time.monotonic() - started_at < 10
         answers = [status_of(read_all(conn)) for conn in slow]
         assert answers == [408] * len(slow)
-    finally:
-        for conn in slow:
-            conn.close()
     rows = limited.wait_rows("path LIKE '/slowloris-%' AND status = 408", count=300, timeout=60)
     assert len(rows) == 300 and all("header_timeout_s" in r["error"] for r in rows)
     assert "open-file limit" in limited.log_path.read_text()
@@ -164,18 +173,9 @@ def test_past_max_connections_the_slowest_heads_make_room_for_a_normal_client(fr
     """At the limit (the open-file limit, or max_connections below it) a worker could accept no one:
     the slowest incomplete heads are closed to make room, each logged and answered 408."""
     server = fresh_server(max_connections=100, header_timeout_s=60).start()
-    slow = []
-    try:
-        for i in range(160):
-            conn = connect(server.public_port)
-            conn.sendall(b"GET /crowd-%d HTTP/1.1\r\n" % i + HOST + b"X-a: b\r\n")
-            slow.append(conn)
-            time.sleep(0.005)
+    with slow_heads(server.public_port, 160, "crowd", pause=0.005):
         response = raw_request(server.public_port, b"GET /room HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n")
         assert response.status == 451
-    finally:
-        for conn in slow:
-            conn.close()
     made_room = server.wait_rows("path LIKE '/crowd-%' AND status = 408", count=60, timeout=60)
     assert all("to make room" in r["error"] for r in made_room)
     first = sorted(int(r["path"].rsplit("-", 1)[1]) for r in made_room)
