@@ -23,9 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import asyncio
-import csv
 import hashlib
-import io
 import json
 import logging
 import operator

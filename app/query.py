@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, field_validator
 from .clients import CLIENT_KINDS
 from .config import canonical_domain
 from .hit_fields import RECORD_FIELDS
-from .record import ip_key, utc_text
+from .record import utc_text
 
 GROUPS = ("domain", "hour", "day", "client_ip", "account", "client_kind", "asn", "country")
 

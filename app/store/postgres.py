@@ -18,7 +18,7 @@ from ..record import iso_utc, utc_text
 from .contract import DuplicateHits, SchemaTooNew
 from .layout import STORED, header_digest, set_key
 from .postgres_schema import (HITS_FROM, POSTGRES as MIGRATIONS, RECORD_SQL, month_of, next_month, partition_name,
-                              partition_sql, utc_text_sql)
+                              partition_sql)
 
 DOMAIN_FIELDS = ("agency", "case_ref", "legal_basis", "language", "status", "blocked_by", "notes")
 MIGRATE_LOCK = 0x5E12ED01  # advisory lock ids: one migration at a time, one ingest commit at a time

@@ -18,7 +18,7 @@ from ..query import RECORD_FIELDS, HitFilter, csv_field
 from ..record import ip_key, iso_utc, utc_text
 from .contract import DuplicateHits, SchemaTooNew
 from .layout import STORED, HeaderSets, received_us, uid_forms, write_rows
-from .migrations import HITS_FROM, HITS_VIEW_COLUMNS, SQLITE as MIGRATIONS, received_text
+from .migrations import HITS_FROM, HITS_VIEW_COLUMNS, SQLITE as MIGRATIONS
 
 # Python's sqlite3 binds int, float and str directly but looks every None and bytes value up in its
 # adapter registry, then through attribute lookups: a third of the binding time of a 29-column
