@@ -175,6 +175,8 @@ class ClientResolver:
         self._forwarded_header = forwarded_header
 
     def is_trusted(self, ip: str | None) -> bool:
+        if not self._trusted:  # (asked of every new connection: no address parsing when nothing is trusted)
+            return False
         address = parse_ip(ip) if ip else None
         return address is not None and any(address in network for network in self._trusted)
 
@@ -183,7 +185,7 @@ class ClientResolver:
         if peer_ip is not None and peer_ip.startswith("::ffff:"):
             address = parse_ip(peer_ip)
             peer_ip = str(address) if address is not None else peer_ip
-        if not self._trusted or not self.is_trusted(peer_ip):
+        if not self.is_trusted(peer_ip):
             return peer_ip, peer_port, scheme
         chain = forwarded_chain(headers, self._forwarded_header)
         if chain is None:

@@ -121,7 +121,7 @@ class HttpConnection(asyncio.Protocol):
         self.scheme = "https" if self.tls else "http"
         # A trusted proxy may start with a PROXY protocol header naming the client (proxy_protocol.py).
         self.proxied = None
-        self.proxy_pending = b"" if self.peer is not None and self.app.resolver.is_trusted(unmapped(self.peer[0])) else None
+        self.proxy_pending = b"" if self.peer is not None and self.app.resolver.is_trusted(self.peer[0]) else None
         self.parser = httptools.HttpRequestParser(self)
         self.head = b""
         self.head_size = 0
