@@ -204,7 +204,8 @@ async def verify(store: Store, node: str | None = None, trusted: frozenset[str] 
     return report
 
 
-def _signature(node: str, cp: dict, trusted: frozenset[str]) -> str:
+def checkpoint_signature(node: str, cp: dict, trusted: frozenset[str]) -> str:
+    """A checkpoint's signature: valid, unsigned, invalid, or signed by another key than `trusted`'s."""
     return _signed(cp, checkpoint_message(node, cp["count"], cp["last_id"], cp["head"], cp["at"], cp.get("clock")), trusted)
 
 
@@ -320,13 +321,13 @@ async def _verify_node(store: Store, node: str, trusted: frozenset[str], legacy_
         else:
             problem = _against_chain(cp, purged, count, broken, seen_at)
         results.append({"id": cp["id"], "at": cp["at"], "count": cp["count"], "head": cp["head"],
-                        "problem": problem, "signature": _signature(node, cp, trusted), "clock": _clock_note(cp),
+                        "problem": problem, "signature": checkpoint_signature(node, cp, trusted), "clock": _clock_note(cp),
                         "timestamp": timestamp})
         before = cp
     stored_at = {(cp["count"], cp["head"]): cp for cp in made}
     witness = [{"at": cp["at"], "count": cp["count"], "head": cp["head"],
                 "problem": _against_chain(cp, purged, count, broken, seen_at) or _against_stored(cp, stored_at),
-                "signature": _signature(node, cp, trusted)}
+                "signature": checkpoint_signature(node, cp, trusted)}
                for cp in witnessed]
     cuts, position, last_id = [], 0, None  # purges: signed, one after another, and where checkpoints agree
     by_id = {cp["id"]: cp for cp in made}
