@@ -178,11 +178,8 @@ class TlsConnection(asyncio.Protocol):
             self.timer.cancel()
         if self.inner is not None:
             self.inner.connection_lost(exc)
-        elif not self.ended:
-            self.ended = True
-            peer, server = self.transport.get_extra_info("peername"), self.transport.get_extra_info("sockname")
-            reason = "the connection ended during the TLS handshake"
-            self.failed(peer, server, self.hello.server_name if self.hello else None, tls_headers(self.hello, reason), reason)
+        else:
+            self._fail(self.hello, "the connection ended during the TLS handshake")
 
     def pause_writing(self) -> None:
         if self.inner is not None:
