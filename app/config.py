@@ -12,7 +12,15 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent
+
+
+def bundled(name: str) -> Path:
+    """Where the notice's templates or static files are: inside the package when installed from a
+    wheel (app/templates, app/static); in a checkout (and its editable install), the top-level folder."""
+    packaged = PACKAGE_DIR / name
+    return packaged if packaged.is_dir() else PROJECT_DIR / name
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -168,12 +176,17 @@ class Settings(BaseSettings):
     tsa_url: str | None = None
     tsa_certificate: Path | None = None
 
+    # The first admin token (made at the first start, when none exists) is written to this file,
+    # mode 0600, never to the log. Default: <data_dir>/initial-admin-token.
+    admin_token_file: Path | None = None
+
     # Management API: this many failed authentications from one address within the window -> 429.
     auth_failure_limit: int = 10
     auth_failure_window_s: float = 60.0
 
-    templates_dir: Path = PROJECT_DIR / "templates"
-    static_dir: Path = PROJECT_DIR / "static"
+    # The notice's HTML templates and its stylesheet and images; default: the copies seized ships with.
+    templates_dir: Path = Field(default_factory=lambda: bundled("templates"))
+    static_dir: Path = Field(default_factory=lambda: bundled("static"))
 
     notice: NoticeSettings = NoticeSettings()
     domains: list[DomainSeed] = []
@@ -206,6 +219,8 @@ class Settings(BaseSettings):
             self.video_dir = self.data_dir / "video"
         if self.witness_file is None:
             self.witness_file = self.data_dir / "witness" / "checkpoints.jsonl"
+        if self.admin_token_file is None:
+            self.admin_token_file = self.data_dir / "initial-admin-token"
         return self
 
     @property

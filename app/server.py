@@ -25,7 +25,6 @@ import multiprocessing
 import os
 import signal
 import socket
-import sys
 import time
 
 from . import ingest, lease, management, worker
@@ -202,15 +201,33 @@ async def prepare_database(settings: Settings) -> None:
     try:
         await lease.claim(store, settings)
         await seed_domains(store, settings)
-        first_token = await ensure_admin_token(store)
-        if first_token:
-            # Like a first-run password: printed once, only its hash is kept.
-            print(f"\n  No admin token existed, so one was created. It is shown only this once:\n\n"
-                  f"      {first_token}\n\n  Use it as 'Authorization: Bearer <token>' on the management API.\n",
-                  file=sys.stderr, flush=True)
+        path = settings.admin_token_file
+        try:
+            name = await ensure_admin_token(store, keep=lambda token: write_private_file(path, token + "\n"))
+        except OSError as error:
+            raise SystemExit(f"error: no admin token exists, and the new one cannot be written to {path}: {error}") from None
+        if name:
+            # Like a first-run password, but never in the log (container logs travel far): a file
+            # only this user can read; the database keeps only its hash.
+            log.warning("no admin token existed, so one named %r was created and written to %s (readable by "
+                        "this user only); use it as 'Authorization: Bearer <token>' on the management API, "
+                        "keep it somewhere safe and delete the file", name, path)
         write_table_file(settings.run_dir / "domains.json", await store.list_domains())
     finally:
         await store.close()
+
+
+def write_private_file(path, text: str) -> None:
+    """Replace `path` whole with `text`, readable and writable by this user only from the first byte."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.unlink(missing_ok=True)  # O_EXCL below: never write through a planted file or link
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(descriptor, "w", encoding="ascii") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
 
 
 def check_free(address: str) -> None:

@@ -3,7 +3,7 @@ random bits, so a plain hash is enough); it is looked up by id and compared in c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import hashlib
 import hmac
@@ -31,8 +31,10 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-async def create_token(store: Store, name: str, role: str, expires_days: float | None = None) -> str:
-    """Store a new token and return its secret form: the only time it is ever shown."""
+async def create_token(store: Store, name: str, role: str, expires_days: float | None = None,
+                       keep: Callable[[str], None] | None = None) -> str:
+    """Store a new token and return its secret form: the only time it is ever shown. `keep`, if
+    given, is handed the token before it is stored (a token it fails to keep is never stored)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if not name or len(name) > 100:
@@ -42,6 +44,8 @@ async def create_token(store: Store, name: str, role: str, expires_days: float |
     expires_at = None
     if expires_days is not None:
         expires_at = utc_text(datetime.now(timezone.utc) + timedelta(days=expires_days))
+    if keep is not None:
+        keep(token)
     await store.add_token(token_id, name, role, _digest(token), expires_at)
     return token
 
@@ -62,10 +66,13 @@ async def verify_token(store: Store, token: str) -> Principal | None:
     return Principal(token_id, row["name"], row["role"])
 
 
-async def ensure_admin_token(store: Store) -> str | None:
-    """First run: if no usable admin token exists, make one and return it (to be shown once)."""
+async def ensure_admin_token(store: Store, keep: Callable[[str], None]) -> str | None:
+    """First run: if no usable admin token exists, make one, hand it to `keep` (which puts it where
+    the operator will read it) and return its name. Kept before it is stored: a token that could not
+    be kept would lock everyone out of the management API."""
     if await store.has_active_token("admin"):
         return None
     existing = {row["name"] for row in await store.list_tokens()}
     name = next(n for n in ("initial-admin", *(f"initial-admin-{i}" for i in range(2, 10_000))) if n not in existing)
-    return await create_token(store, name, "admin")
+    await create_token(store, name, "admin", keep=keep)
+    return name

@@ -317,11 +317,14 @@ class Server:
         return httpx.get(self.admin_url("/readyz"), timeout=5).json()
 
     @property
+    def admin_token_path(self) -> Path:
+        return Path(self.settings.get("admin_token_file", self.directory / "initial-admin-token"))
+
+    @property
     def admin_token(self) -> str:
-        """The admin token the first start printed (once) to its output."""
-        match = re.search(r"\b(sz_[0-9a-f]{12}_[A-Za-z0-9_-]{43})\b", self.log_path.read_text())
-        assert match, "the first start did not print an admin token"
-        return match.group(1)
+        """The admin token the first start wrote (mode 0600) to its file in the data directory."""
+        assert self.admin_token_path.exists(), "the first start did not write an admin token file"
+        return self.admin_token_path.read_text().strip()
 
     def new_token(self, role: str, name: str | None = None, expires_days: float | None = None) -> str:
         body = {"name": name or f"{role}-{os.urandom(4).hex()}", "role": role, "expires_days": expires_days}

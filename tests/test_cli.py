@@ -5,6 +5,8 @@ import json
 import pytest
 from pathlib import Path
 import re
+import subprocess
+import sys
 import time
 
 from commands import fails, seized
@@ -71,11 +73,14 @@ def test_environment_variables_override_the_config_file(fresh_server, monkeypatc
     assert env_db.exists() and not srv.db_path.exists()
 
 
-def test_first_start_prints_an_admin_token_once_and_cli_manages_tokens(fresh_server):
+def test_first_start_writes_an_admin_token_file_never_the_log_and_cli_manages_tokens(fresh_server):
     import httpx
     srv = fresh_server(domains=[]).start()
     token = srv.admin_token
-    assert srv.log_path.read_text().count(token) == 1
+    assert re.fullmatch(r"sz_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", token)
+    assert srv.admin_token_path.stat().st_mode & 0o777 == 0o600
+    log = srv.log_path.read_text()
+    assert token not in log and "sz_" not in log and str(srv.admin_token_path) in log
     db = srv.db_url
     investigator = seized("tokens", "create", "--role", "investigator", "--name", "alice", "--db", db).stdout.strip()
     assert investigator.startswith("sz_")
@@ -91,8 +96,9 @@ def test_first_start_prints_an_admin_token_once_and_cli_manages_tokens(fresh_ser
     assert httpx.get(url, headers={"Authorization": f"Bearer {investigator}"}).status_code == 401
     assert fails("tokens", "revoke", "alice", "--db", db, exit_code=1) == "no active token named 'alice'"
     assert srv.stop() == 0
-    srv.start()  # an admin token exists now: nothing new is printed
-    assert len(re.findall(r"sz_[0-9a-f]{12}_", srv.log_path.read_text())) == 1
+    srv.admin_token_path.unlink()  # read and put away, as the log asks
+    srv.start()  # an admin token exists now: none is made, no file written
+    assert not srv.admin_token_path.exists() and srv.log_path.read_text().count("no admin token existed") == 1
     assert srv.stop() == 0
 
 
@@ -135,3 +141,22 @@ def test_cli_lists_hits_as_ndjson_and_table(server):
     listed = [int(line.split()[0]) for line in table[1:]]
     assert listed == sorted(listed, reverse=True)
     assert min(listed) > min(mine_ids)  # the newest: our last three, or hits stored after them
+
+
+def test_an_admin_token_file_that_cannot_be_written_stops_the_start_and_no_token_is_stored(fresh_server):
+    srv = fresh_server(domains=[])
+    blocker = srv.directory / "not-a-directory"
+    blocker.write_text("")
+    srv.settings["admin_token_file"] = str(blocker / "token")
+    srv.write_config()
+    result = subprocess.run([sys.executable, "-m", "app", "serve", "--config", str(srv.config_path)], cwd=srv.directory,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert f"the new one cannot be written to {blocker / 'token'}" in result.stderr and "Traceback" not in result.stderr
+    srv.settings["admin_token_file"] = str(srv.directory / "token")
+    srv.write_config()
+    srv.start()  # the token that could not be kept was never stored: this start makes the first one
+    assert srv.admin_token_path == srv.directory / "token"
+    assert "initial-admin-2" not in seized("tokens", "list", "--db", srv.db_url).stdout
+    assert srv.api("GET", "/api/v1/settings", srv.admin_token).status_code == 200
+    assert srv.stop() == 0
