@@ -9,6 +9,7 @@ import typer
 from .db import db_app
 from .domains import domains_app
 from .evidence import evidence_app, purge_command, verify_command
+from .healthcheck import healthcheck
 from .hits import hits_app
 from .notice import notice_app
 from .serve import serve, status
@@ -19,6 +20,7 @@ app = typer.Typer(help="seized: the notice service for seized domains, and its e
                   no_args_is_help=True, add_completion=False)
 app.command()(serve)
 app.command()(status)
+app.command()(healthcheck)
 app.command("purge")(purge_command)
 app.command("verify")(verify_command)
 app.add_typer(hits_app, name="hits")
