@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install chromium tools bench clean
+.PHONY: run test install chromium tools bench image-test clean
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/seized serve --config config/seized.toml
 
 # Random order (pytest-randomly prints its seed; add `--randomly-seed=N` to repeat an order, or
@@ -17,31 +18,46 @@ test: $(STAMP) chromium tools
 
 install: $(STAMP)
 
-# The venv is rebuilt whenever pyproject.toml changes.
+# Two installs into one venv, each redone whenever pyproject.toml changes: `make run` needs only
+# seized and its dependencies (RUN_STAMP); `make test` also the test extra (STAMP), which covers
+# running too, so a `make run` after it installs nothing.
+$(RUN_STAMP): pyproject.toml
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then touch $@; else \
+	  $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --upgrade pip && \
+	  $(BIN)/pip install --quiet -e . && touch $@; fi
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
-	touch $@
+	touch $@ $(RUN_STAMP)
 
 # The notice page is tested in Debian's headless Chromium (Playwright drives it; it never downloads a browser).
+# Only when missing; --no-upgrade: an installed chromium is left as it is.
 chromium:
-	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends chromium; }
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-upgrade chromium; }
 
 # Third-party programs the suite runs, from Debian's packages, each installed only when missing:
 # node (the independent verifier, app/verifier/verify.js), nginx with its stream module and HAProxy
-# (PROXY protocol in front of the listener).
+# (PROXY protocol in front of the listener), systemd-analyze (deploy/seized.service is verified).
 tools:
 	@missing=""; command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
 	[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing="$$missing libnginx-mod-stream"; \
 	command -v haproxy >/dev/null || missing="$$missing haproxy"; \
-	[ -z "$$missing" ] || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; }
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	[ -z "$$missing" ] || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-upgrade $$missing; }
 
 # One table: seized vs nginx on the same bytes, open-loop latency, workers, hits lost, SIGKILL, storage
 # and export (bench/pipeline.py --help). Needs wrk and nginx from Debian. `make bench BENCH_ARGS=--quick`.
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py $(BENCH_ARGS)
+
+# Opt-in, not part of `make test` (minutes; root or sudo): build the container image from a Debian
+# base and run it as its non-root user, checking the notice, /healthz and a stored hit (deploy/image-test.sh).
+image-test:
+	deploy/image-test.sh
 
 clean:
 	rm -rf $(VENV) data *.egg-info
