@@ -2,7 +2,8 @@
 XMLTV, Enigma2 XML, Stalker/Ministra JSON for MAG boxes. Every answer is a *valid* session whose
 one channel, category, programme and message is the notice (a failed login would only show the
 client's own "invalid password"). Always 200: players treat anything else as their own error.
-Field names and types follow ../shared/reference/iptv-protocols.md (the clients' source code)."""
+Field names and types follow what the clients' own source code reads (tests/test_iptv_clients.py drives
+third-party clients against the real server)."""
 
 from __future__ import annotations
 
