@@ -108,7 +108,7 @@ def test_the_compose_file_holds_together(compose, monkeypatch):
         nodes.add(settings.node)
         assert settings.db == f"postgresql://{postgres['POSTGRES_USER']}:pw@postgres:5432/{postgres['POSTGRES_DB']}"
         assert [str(net) for net in settings.trusted_proxies] == [f"{nginx_address}/32"]
-        assert settings.public == ["[::]:8080"]
+        assert settings.public == ["0.0.0.0:8080"]
         (published,) = service["ports"]
         assert published.startswith("127.0.0.1:") and published.endswith(":8081"), "management on the host's loopback only"
         admin_ports.add(published)
@@ -126,7 +126,7 @@ def local_nginx_config(directory: Path, upstream_port: int, listen_port: int) ->
     Debian's stream module loaded, and its files in `directory`."""
     text = (DEPLOY / "nginx.conf").read_text()
     text = re.sub(r"server seized-\d:8080", f"server 127.0.0.1:{upstream_port}", text)
-    text = text.replace("listen 80;", f"listen 127.0.0.1:{listen_port};").replace("listen [::]:80;", "")
+    text = text.replace("listen 80;", f"listen 127.0.0.1:{listen_port};")
     text = text.replace("/dev/stderr", str(directory / "error.log"))
     if STREAM_MODULE.exists():
         text = f"load_module {STREAM_MODULE};\n" + text
