@@ -209,9 +209,9 @@ async def prepare_database(settings: Settings) -> None:
         if name:
             # Like a first-run password, but never in the log (container logs travel far): a file
             # only this user can read; the database keeps only its hash.
-            log.warning("no admin token existed, so one named %r was created and written to %s (readable by "
-                        "this user only); use it as 'Authorization: Bearer <token>' on the management API, "
-                        "keep it somewhere safe and delete the file", name, path)
+            log.info("no admin token existed, so one named %r was created and written to %s (readable by "
+                     "this user only); use it as 'Authorization: Bearer <token>' on the management API, "
+                     "keep it somewhere safe and delete the file", name, path)
         write_table_file(settings.run_dir / "domains.json", await store.list_domains())
     finally:
         await store.close()
