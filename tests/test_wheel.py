@@ -58,6 +58,9 @@ def test_the_wheel_installed_in_a_fresh_venv_serves_the_notice_from_anywhere(tmp
             if path.is_file() and "__pycache__" not in path.parts:
                 assert f"app/{folder}/{path.relative_to(PROJECT / folder).as_posix()}" in names
     assert "app/notice/languages/en.toml" in names and "app/verifier/verify.js" in names
+    # Every module too: a new subpackage missing from pyproject.toml's `packages` fails here.
+    modules = {path.relative_to(PROJECT).as_posix() for path in (PROJECT / "app").rglob("*.py")}
+    assert modules <= names, f"not in the wheel: {sorted(modules - names)}"
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
