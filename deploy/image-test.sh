@@ -39,6 +39,7 @@ fi
 "${BUILDAH[@]}" bud --quiet --format docker --layers --network=host --isolation=chroot \
     -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
     --build-arg BASE="$BASE_IMAGE" -t "$IMAGE" . >/dev/null
+"${PODMAN[@]}" image prune --force >/dev/null  # the previous run's image, now untagged (vfs keeps full copies)
 
 fail() { echo "image-test: FAIL: $*" >&2; exit 1; }
 config=$("${BUILDAH[@]}" inspect --type image --format '{{.Docker.Config.User}} {{.Docker.Config.Healthcheck.Test}} {{.Docker.Config.Volumes}}' "$IMAGE")
