@@ -24,10 +24,12 @@ def problem(description: str) -> dict:
 
 # FastAPI reads a JSON body before it checks the token, so a body that is not JSON gets 400 first.
 BAD_BODY = problem("the body is not valid JSON")
+UNAVAILABLE = "the database is unavailable (with Retry-After)"
 ERRORS = {
     401: problem("missing, invalid, expired or revoked token"),
     403: problem("the token's role may not use this endpoint"),
-    429: problem("too many failed authentications from this address"),
+    429: problem("too many failed authentications from this address (with Retry-After)"),
+    503: problem(UNAVAILABLE),
 }
 
 
