@@ -53,16 +53,27 @@ def test_docs_render_from_the_host_alone(server, chromium, tmp_path):
     operations = [op for item in schema["paths"].values() for op in item.values() if "operationId" in op]
     page.wait_for_function(f"document.querySelectorAll('.opblock').length === {len(operations)}", timeout=60_000)
     assert "seized management API" in page.inner_text(".info .title")
-    # An operation opens and shows its parameters (the document's, read by the packaged script).
-    page.click("#operations-hits-list_hits .opblock-summary-control")
-    page.wait_for_selector("#operations-hits-list_hits tr[data-param-name='path_prefix']", timeout=30_000)
+    # Authorize with a token, open an operation and run it from the page: the call goes to the
+    # management listener and its answer is shown.
+    page.click("button.authorize")
+    page.fill("input[aria-label='auth-bearer-value']", server.new_token("investigator"))
+    page.click(".modal-ux button.authorize")
+    page.click(".modal-ux button.btn-done")
+    operation = "#operations-hits-list_hits"
+    page.click(f"{operation} .opblock-summary-control")
+    page.click(f"{operation} .try-out__btn")
+    page.fill(f"{operation} tr[data-param-name='path_prefix'] input", "/docs-offline-test")
+    page.click(f"{operation} .execute")
+    status = page.wait_for_selector(f"{operation} .live-responses-table tbody .response-col_status", timeout=60_000)
+    assert status.inner_text().strip() == "200"
+    assert '"items": []' in page.inner_text(f"{operation} .live-responses-table tbody .response-col_description")
     page.screenshot(path=tmp_path / "docs.png", full_page=True)
 
     outside = [url for url in requested if urlsplit(url).scheme != "data" and urlsplit(url).netloc != f"127.0.0.1:{server.admin_port}"]
     assert outside == [], f"requests left the host: {outside}"
     assert problems == []
     paths = {urlsplit(url).path for url in requested}
-    assert {"/docs", "/openapi.json", *(f"/docs/assets/{name}" for name in ASSETS)} <= paths, paths
+    assert {"/docs", "/openapi.json", "/api/v1/hits", *(f"/docs/assets/{name}" for name in ASSETS)} <= paths, paths
     # The packaged stylesheet applied: Swagger UI's blue for GET operations.
     assert page.eval_on_selector("#operations-hits-list_hits", "e => getComputedStyle(e).borderColor") == "rgb(97, 175, 254)"
     page.close()

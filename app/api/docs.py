@@ -53,7 +53,7 @@ def serve_docs(app: FastAPI, directory: Path) -> None:
         openapi_url=app.openapi_url, title=f"{app.title} {app.version}", swagger_js_url=urls["js"],
         swagger_css_url=urls["css"], swagger_favicon_url=urls["favicon"],
         # No validator badge: it would send the document to an online validator.
-        swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": False},
+        swagger_ui_parameters={"validatorUrl": None},
     ).body
 
     @app.get("/docs", include_in_schema=False)
