@@ -13,6 +13,7 @@ from playwright.sync_api import sync_playwright
 from helpers import PROJECT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.backends("sqlite")  # the page and its files do not depend on the store: once is enough
 ASSETS = {  # packaged file -> the content type it must be served with
     "swagger-ui-bundle.js": "text/javascript",
     "swagger-ui.css": "text/css",
@@ -101,7 +102,6 @@ def test_docs_page_and_assets_are_served_locally_with_their_types(server):
     assert not any(path.startswith("/docs") for path in httpx.get(server.admin_url("/openapi.json"), timeout=10).json()["paths"])
 
 
-@pytest.mark.backends("sqlite")
 def test_a_static_dir_without_swagger_ui_leaves_docs_out(fresh_server, tmp_path):
     """An operator's own static_dir (for the notice's look) without docs/: the server starts, says
     why /docs is missing, and still serves the schema."""
