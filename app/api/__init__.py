@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from .. import __version__
 from . import audit, domains, evidence, health, hits, subjects, tokens
+from .docs import serve_docs
 from ..evidence import trusted_keys
 from ..notice.texts import load_languages
 from .auth import FailureLimiter
@@ -22,6 +23,8 @@ def create_management_app(*, store, pipeline, settings) -> FastAPI:
         version=__version__,
         description="Query and export the hit log, manage seized domains and tokens, read the audit log. "
                     "Every /api/ request needs `Authorization: Bearer <token>` and is written to the audit log.",
+        docs_url=None, redoc_url=None,  # /docs is served from the packaged Swagger UI (serve_docs), not a CDN
+        generate_unique_id_function=lambda route: route.name,  # a route without an operation_id: its function's name
     )
     app.state.store = store
     app.state.pipeline = pipeline
@@ -32,6 +35,7 @@ def create_management_app(*, store, pipeline, settings) -> FastAPI:
     app.state.tsa_certificate = settings.tsa_certificate.read_bytes() if settings.tsa_certificate else None
     for module in (health, hits, evidence, subjects, domains, tokens, audit):
         app.include_router(module.router)
+    serve_docs(app, settings.static_dir / "docs")
     app.add_middleware(audit.AuditMiddleware, store=store)
 
     async def database_unavailable(request: Request, error: Exception) -> JSONResponse:

@@ -111,7 +111,7 @@ class AuditPage(BaseModel):
 router = APIRouter(prefix="/api/v1", tags=["audit"], responses=ERRORS)
 
 
-@router.get("/audit", response_model=AuditPage, dependencies=[Depends(require("auditor"))],
+@router.get("/audit", response_model=AuditPage, operation_id="list_audit_entries", dependencies=[Depends(require("auditor"))],
             responses={422: problem("invalid filter")})
 async def read_audit(
     request: Request,

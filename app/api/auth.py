@@ -6,7 +6,10 @@ import hashlib
 import time
 from collections import defaultdict, deque
 
-from fastapi import HTTPException, Request
+from typing import Annotated
+
+from fastapi import HTTPException, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from ..tokens import Principal, verify_token
@@ -24,10 +27,12 @@ def problem(description: str) -> dict:
 
 # FastAPI reads a JSON body before it checks the token, so a body that is not JSON gets 400 first.
 BAD_BODY = problem("the body is not valid JSON")
+UNAVAILABLE = "the database is unavailable (with Retry-After)"
 ERRORS = {
     401: problem("missing, invalid, expired or revoked token"),
     403: problem("the token's role may not use this endpoint"),
-    429: problem("too many failed authentications from this address"),
+    429: problem("too many failed authentications from this address (with Retry-After)"),
+    503: problem(UNAVAILABLE),
 }
 
 
@@ -95,14 +100,20 @@ def _sha256(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
+# Reads `Authorization: Bearer …` and declares the scheme in the OpenAPI document, so that /docs
+# has an Authorize button and generated clients know to send the token. A missing or other header
+# is no error here (None): the check below answers it, counted as a failure.
+BEARER = HTTPBearer(auto_error=False, scheme_name="token", description="a token from `seized tokens create` (`sz_…`)")
+
+
 def require(*roles: str):
     """A dependency: the caller's token must be valid and carry one of `roles`."""
 
-    async def check(request: Request, store: StoreDep) -> Principal:
+    async def check(request: Request, store: StoreDep,
+                    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]) -> Principal:
         limiter: FailureLimiter = request.app.state.limiter
         address = request.client.host if request.client else "unknown"
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        token = token.strip() if scheme.lower() == "bearer" else ""
+        token = credentials.credentials if credentials else ""
         retry = limiter.admit(address, token)
         if retry is not None:
             raise HTTPException(429, "too many failed authentications; retry later", headers={"Retry-After": str(retry)})

@@ -61,14 +61,14 @@ def domain_out(row: dict) -> DomainOut:
     return DomainOut(**{**row, "active": bool(row["active"])})
 
 
-@router.get("/domains", response_model=list[DomainOut])
+@router.get("/domains", response_model=list[DomainOut], operation_id="list_domains")
 async def list_domains(request: Request, store: StoreDep) -> list[DomainOut]:
     rows = await store.list_domains()
     request.state.audit_rows = len(rows)
     return [domain_out(row) for row in rows]
 
 
-@router.post("/domains", response_model=DomainOut, status_code=201,
+@router.post("/domains", response_model=DomainOut, status_code=201, operation_id="create_domain",
              responses={400: BAD_BODY, 409: problem("the domain exists"), 422: problem("invalid domain")})
 async def add_domain(store: StoreDep, domain: DomainIn) -> DomainOut:
     fields = domain.model_dump(exclude={"name", "active"})
@@ -79,7 +79,7 @@ async def add_domain(store: StoreDep, domain: DomainIn) -> DomainOut:
     return domain_out(await store.get_domain(domain.name))
 
 
-@router.get("/domains/{name}", response_model=DomainOut, responses={404: problem("no such domain")})
+@router.get("/domains/{name}", response_model=DomainOut, operation_id="get_domain", responses={404: problem("no such domain")})
 async def get_domain(store: StoreDep, name: str) -> DomainOut:
     row = await store.get_domain(canonical_domain(name))
     if row is None:
@@ -87,7 +87,7 @@ async def get_domain(store: StoreDep, name: str) -> DomainOut:
     return domain_out(row)
 
 
-@router.patch("/domains/{name}", response_model=DomainOut,
+@router.patch("/domains/{name}", response_model=DomainOut, operation_id="update_domain",
               responses={400: BAD_BODY, 404: problem("no such domain"), 422: problem("invalid settings")})
 async def update_domain(store: StoreDep, name: str, patch: DomainPatch) -> DomainOut:
     """Changes only the fields sent; sending null clears a notice field back to the default."""
@@ -102,7 +102,7 @@ async def update_domain(store: StoreDep, name: str, patch: DomainPatch) -> Domai
     return domain_out(await store.get_domain(name))
 
 
-@router.delete("/domains/{name}", status_code=204, responses={404: problem("no such domain")})
+@router.delete("/domains/{name}", status_code=204, operation_id="delete_domain", responses={404: problem("no such domain")})
 async def remove_domain(store: StoreDep, name: str) -> Response:
     """Removes the domain; its hits stay in the log."""
     if not await store.remove_domain(canonical_domain(name)):

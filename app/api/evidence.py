@@ -14,7 +14,7 @@ from ..evidence import verify
 from ..package import PackageError, write_package
 from ..query import HitFilter
 from .audit import audit_first
-from .auth import ERRORS, problem, require
+from .auth import ERRORS, UNAVAILABLE, problem, require
 from .deps import StoreDep
 
 router = APIRouter(prefix="/api/v1/evidence", tags=["evidence"], responses=ERRORS,
@@ -79,7 +79,7 @@ class Report(BaseModel):
     trusted_keys: list[str]  # the pinned signers (hex); empty: none pinned
 
 
-@router.get("/head", response_model=list[Head])
+@router.get("/head", response_model=list[Head], operation_id="list_chain_heads")
 async def heads(request: Request, store: StoreDep) -> list[Head]:
     """Each node's chain: its length, last hit id and head hash (publish these to fix the log in time)."""
     rows = await store.chain_heads()
@@ -87,7 +87,7 @@ async def heads(request: Request, store: StoreDep) -> list[Head]:
     return [Head(**row) for row in rows]
 
 
-@router.get("/verify", response_model=Report)
+@router.get("/verify", response_model=Report, operation_id="verify_chains")
 async def verify_chain(request: Request, store: StoreDep, node: str | None = None) -> Report:
     """Walk the chain of every node (or one): the first broken link, and every checkpoint checked
     against the chain, the one before it and its signature: signed by a key in `trusted_public_keys`
@@ -105,7 +105,7 @@ class PlanRow(BaseModel):
     distinct_ips: int
 
 
-@router.get("/plan", response_model=list[PlanRow], dependencies=[Depends(require("investigator"))],
+@router.get("/plan", response_model=list[PlanRow], operation_id="plan_requests", dependencies=[Depends(require("investigator"))],
             responses={422: problem("invalid filter")})
 async def plan(request: Request, store: StoreDep, filters: Annotated[HitFilter, Query()]) -> list[PlanRow]:
     """Which ISPs (autonomous systems) to ask: hits and distinct client IPs per ASN, busiest first."""
@@ -114,9 +114,10 @@ async def plan(request: Request, store: StoreDep, filters: Annotated[HitFilter, 
     return [PlanRow(**row) for row in rows]
 
 
-@router.get("/package", dependencies=[Depends(require("investigator"))], responses={
+@router.get("/package", operation_id="export_package", response_class=StreamingResponse,
+            dependencies=[Depends(require("investigator"))], responses={
     422: problem("invalid filter"), 409: problem("the hash chain does not prove the rows (run verify)"),
-    503: problem("the audit row could not be written first: nothing sent"),
+    503: problem(f"the audit row could not be written first, or {UNAVAILABLE}: nothing sent"),
     200: {"description": "a ZIP: hits.csv, records.jsonl, chain-N.txt, manifest.json (+ .sig, .tsr), verify.js, README.txt", "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
 })
 async def package(request: Request, store: StoreDep, filters: Annotated[HitFilter, Query()]) -> StreamingResponse:

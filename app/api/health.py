@@ -29,13 +29,13 @@ class Readiness(BaseModel):
     auth_throttled: int
 
 
-@router.get("/healthz", response_model=Health)
+@router.get("/healthz", response_model=Health, operation_id="get_health")
 async def healthz(request: Request) -> Health:
     """Liveness: the process answers."""
     return Health(status="ok", node=request.app.state.settings.node)
 
 
-@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness, "description": "not ready"}})
+@router.get("/readyz", response_model=Readiness, operation_id="get_readiness", responses={503: {"model": Readiness, "description": "not ready"}})
 async def readyz(request: Request, store: StoreDep):
     """Ready: the database answers, every listener worker and the ingest process run, the journal
     takes writes and ingest reaches the database. With the journal's counters (received, journaled,

@@ -14,12 +14,12 @@ from ..hit_fields import FIELDS
 from ..query import (EXPORT_FORMATS, GROUPS, MAX_ID, MAX_PAGE, OUTSIDE_CHAIN_HEADER, Exporter, ExportFormat, HitFilter,
                      outside_chain_note, parse_cursor, record)
 from .audit import audit_first
-from .auth import ERRORS, problem, require
+from .auth import ERRORS, UNAVAILABLE, problem, require
 from .deps import StoreDep
 
 router = APIRouter(prefix="/api/v1", tags=["hits"], responses=ERRORS, dependencies=[Depends(require("investigator"))])
 INVALID = {422: problem("invalid filter or cursor")}
-UNAUDITED = {503: problem("the audit row could not be written first: nothing sent")}
+UNAUDITED = {503: problem(f"the audit row could not be written first, or {UNAVAILABLE}: nothing sent")}
 Filters = Annotated[HitFilter, Query()]
 log = logging.getLogger("seized.api")
 # Rows outside the chain are left out of every answer (query.OUTSIDE_CHAIN_HEADER); those with ids
@@ -59,7 +59,7 @@ class Stats(BaseModel):
     rows: list[StatsRow]
 
 
-@router.get("/hits", response_model=HitPage, responses={**INVALID, 200: OUTSIDE})
+@router.get("/hits", response_model=HitPage, operation_id="list_hits", responses={**INVALID, 200: OUTSIDE})
 async def list_hits(
     request: Request,
     response: Response,
@@ -80,7 +80,9 @@ async def list_hits(
     return HitPage(items=[record(row) for row in rows], next_cursor=str(rows[-1]["id"]) if len(rows) == limit else None)
 
 
-@router.get("/hits/export", responses={**INVALID, **UNAUDITED, 200: {
+# StreamingResponse has no media type of its own, so the document lists only the real ones (and
+# the error models stay JSON); CSV first, which generated clients take as text.
+@router.get("/hits/export", operation_id="export_hits", response_class=StreamingResponse, responses={**INVALID, **UNAUDITED, 200: {
     "description": f"every matching hit, oldest first; {' or '.join(spec.label for spec in EXPORT_FORMATS.values())}; "
                    "timestamps to the millisecond",
     "content": {spec.media_type.partition(";")[0]: {"schema": {"type": "string"}} for spec in EXPORT_FORMATS.values()},
@@ -105,7 +107,7 @@ async def export_hits(request: Request, store: StoreDep, filters: Filters, forma
     return StreamingResponse(body(), media_type=spec.media_type, headers=headers)
 
 
-@router.get("/hits/{hit_id}", response_model=HitRecord, responses={404: problem("no such hit")})
+@router.get("/hits/{hit_id}", response_model=HitRecord, operation_id="get_hit", responses={404: problem("no such hit")})
 async def get_hit(request: Request, store: StoreDep, hit_id: int) -> HitRecord:
     """One hit, every field. A row outside the chain is no hit: 404 (so is an id past 64 bits, which no row can have)."""
     row = await store.get_hit(hit_id) if 1 <= hit_id <= MAX_ID else None
@@ -115,7 +117,7 @@ async def get_hit(request: Request, store: StoreDep, hit_id: int) -> HitRecord:
     return HitRecord(**record(row))
 
 
-@router.get("/stats", response_model=Stats, responses={**INVALID, 200: OUTSIDE})
+@router.get("/stats", response_model=Stats, operation_id="hit_stats", responses={**INVALID, 200: OUTSIDE})
 async def stats(request: Request, response: Response, store: StoreDep, filters: Filters,
                 group: Literal[GROUPS] = "domain") -> Stats:  # type: ignore[valid-type]
     """Hit counts and distinct client IPs per group (hours and days in UTC)."""

@@ -96,7 +96,7 @@ IMPORT_BODY = {"requestBody": {"required": True, "description": "the panel's rec
 }}}
 
 
-@router.get("", response_model=list[Subject])
+@router.get("", response_model=list[Subject], operation_id="list_subjects")
 async def list_subjects(request: Request, store: StoreDep, case: Annotated[str | None, Query(description="case reference")] = None) -> list[Subject]:
     """Imported records with their hit counts and first/last seen, matched as the case report
     matches them: only the hits of the record's own case's domains, MACs in any notation."""
@@ -105,7 +105,7 @@ async def list_subjects(request: Request, store: StoreDep, case: Annotated[str |
     return [Subject(**{**row, "attributes": json.loads(row["attributes"])}) for row in rows]
 
 
-@router.get("/report", response_model=CaseReport, responses={422: problem("missing case")})
+@router.get("/report", response_model=CaseReport, operation_id="get_case_report", responses={422: problem("missing case")})
 async def case_report(request: Request, store: StoreDep, case: Annotated[str, Query(description="case reference")]) -> CaseReport:
     """Every imported account of the case with its hits, (IP, port, time) tuples, ISPs, first and
     last seen, and the accounts in hits that match no imported record."""
@@ -114,7 +114,7 @@ async def case_report(request: Request, store: StoreDep, case: Annotated[str, Qu
     return CaseReport(**report)
 
 
-@router.get("/{account}/hits", response_model=AccountHits, responses={404: problem("no imported record for this account")})
+@router.get("/{account}/hits", response_model=AccountHits, operation_id="get_subject_hits", responses={404: problem("no imported record for this account")})
 async def subject_hits(request: Request, store: StoreDep, account: str,
                        case: Annotated[str | None, Query(description="only this case's record and domains")] = None,
                        limit: Annotated[int, Query(ge=1, le=100_000, description="at most this many tuples")] = 10_000) -> AccountHits:

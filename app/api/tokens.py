@@ -35,14 +35,14 @@ class NewToken(TokenOut):
     token: str = Field(description="the secret: shown this once, only its hash is kept")
 
 
-@router.get("/tokens", response_model=list[TokenOut])
+@router.get("/tokens", response_model=list[TokenOut], operation_id="list_tokens")
 async def list_tokens(request: Request, store: StoreDep) -> list[TokenOut]:
     rows = await store.list_tokens()
     request.state.audit_rows = len(rows)
     return [TokenOut(**row) for row in rows]
 
 
-@router.post("/tokens", response_model=NewToken, status_code=201, responses={400: BAD_BODY, 409: problem("the name is taken")})
+@router.post("/tokens", response_model=NewToken, status_code=201, operation_id="create_token", responses={400: BAD_BODY, 409: problem("the name is taken")})
 async def add_token(store: StoreDep, new: TokenIn) -> NewToken:
     if any(row["name"] == new.name for row in await store.list_tokens()):
         raise HTTPException(409, f"a token named {new.name!r} exists")
@@ -51,7 +51,7 @@ async def add_token(store: StoreDep, new: TokenIn) -> NewToken:
     return NewToken(**row, token=secret)
 
 
-@router.delete("/tokens/{name}", status_code=204, responses={404: problem("no active token of that name")})
+@router.delete("/tokens/{name}", status_code=204, operation_id="revoke_token", responses={404: problem("no active token of that name")})
 async def revoke_token(store: StoreDep, name: str) -> Response:
     """Revokes the token; the record stays, for the audit trail."""
     if not await store.revoke_token(name):
@@ -59,7 +59,7 @@ async def revoke_token(store: StoreDep, name: str) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/settings")
+@router.get("/settings", operation_id="get_settings")
 async def read_settings(request: Request) -> dict:
     """The settings this server runs with (from file, environment and options)."""
     return request.app.state.settings.model_dump(mode="json")
