@@ -31,8 +31,9 @@ chromium:
 # Third-party programs the suite runs, from Debian's packages, each installed only when missing:
 # node (the independent verifier, app/verifier/verify.js), nginx with its stream module and HAProxy
 # (PROXY protocol in front of the listener); named-checkzone/named-checkconf (bind9-utils), Unbound and
-# dnsmasq, which load the resolver lists (`seized domains export`). Where policy-rc.d forbids (containers),
-# installing unbound starts no service; the tests run their own on 127.0.0.1.
+# dnsmasq, which load the resolver lists (`seized domains export`); the tests run their own on 127.0.0.1.
+# In a container (policy-rc.d, no init) installing unbound starts nothing; on a host with systemd the
+# package enables its resolver service: `systemctl disable --now unbound` if the host should not run one.
 tools:
 	@missing=""; command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
