@@ -1,5 +1,5 @@
 """Matching packages for ISPs: one ZIP per data request, holding the connections (IP, source port,
-UTC time to the millisecond), what proves them against the log's hash chain, and a signed manifest,
+UTC time to the microsecond), what proves them against the log's hash chain, and a signed manifest,
 so that an ISP or a court can check the package with no access to our database (package_check.py
 in Python, verifier/verify.js in JavaScript, which travels inside each package).
 
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("seized.package")
 VERIFIER = Path(__file__).with_name("verifier") / "verify.js"
-PACKAGE_FORMAT = 1
+PACKAGE_FORMAT = 2  # 2: hits.csv's timestamp_utc to the microsecond, as received_at (1: to the millisecond)
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -64,13 +64,15 @@ def destination_port(record: dict) -> int | None:
 # request was, then what ties the row to the hash chain. server_ip is the local address the connection
 # arrived at: behind a proxy, the proxy-facing one (as server_port).
 _DERIVED = {
-    "timestamp_utc": lambda r: r["received_at"][:23] + "Z",
+    "timestamp_utc": operator.itemgetter("received_at"),  # to the microsecond, as every time seized writes
     "destination_port": destination_port,
     "protocol": lambda r: "TCP",  # the listener serves HTTP over TCP only
 }
 COLUMNS = {name: _DERIVED.get(name) or operator.itemgetter(name) for name in (
     "client_ip", "client_port", "timestamp_utc", "server_ip", "destination_port", "protocol", "domain", "method", "path",
     "user_agent", "server_port", "scheme", "node", "position", "id", "uid", "prev_hash", "hash")}
+# hits.csv as packages of format 1 wrote it, for checking them: timestamp_utc to the millisecond.
+COLUMNS_FORMAT_1 = {**COLUMNS, "timestamp_utc": lambda r: r["received_at"][:23] + "Z"}
 CLOCK_NOTE = ("Timestamps are the receiving server's system clock, in UTC, when the request head was complete. "
               "What was measured of that clock (the kernel's synchronisation flag and error estimate, the NTP source "
               "where one answered, any step) is in each covering checkpoint's `clock`; nothing more is claimed.")

@@ -82,7 +82,7 @@ async def list_hits(
 
 @router.get("/hits/export", responses={**INVALID, **UNAUDITED, 200: {
     "description": f"every matching hit, oldest first; {' or '.join(spec.label for spec in EXPORT_FORMATS.values())}; "
-                   "timestamps to the millisecond",
+                   "timestamps to the microsecond",
     "content": {spec.media_type.partition(";")[0]: {"schema": {"type": "string"}} for spec in EXPORT_FORMATS.values()},
     **OUTSIDE,
 }})
