@@ -212,6 +212,29 @@ def enrichment(settings: Settings) -> list[dict]:
     return found
 
 
+# The filters only GeoIP enrichment at ingest can match (app/geo.py), and the setting that enables it.
+GEO_FILTERS = {"asn": "geoip_asn_db", "country": "geoip_city_db"}
+
+
+async def geo_filter_problem(store: Store, filters: HitFilter, settings: Settings) -> str | None:
+    """Why a package's `asn` or `country` filter can match nothing, or None: the hits the other
+    filters select exist but not one carries that field (ingested without a GeoIP database), so an
+    empty package would say "no hits" where the truth is "not looked up". Asked once a package came
+    out empty: cheap then, and never when rows matched."""
+    for name, setting in GEO_FILTERS.items():
+        if getattr(filters, name) is None:
+            continue
+        others = filters.model_copy(update=dict.fromkeys(GEO_FILTERS))
+        groups = await store.hit_stats(others, name, limit=2)  # one group is None at most
+        if groups and all(group["grp"] is None for group in groups):
+            configured = getattr(settings, setting)
+            now = (f"{setting} is set now ({configured}): hits ingested from now on carry it" if configured
+                   else f"no GeoIP database is configured: set {setting} (a MaxMind-format .mmdb) in the config")
+            return (f"the {name} filter cannot match: none of the {sum(g['hits'] for g in groups)} hits the other filters "
+                    f"select has a{'n' if name == 'asn' else ''} {name}, as they were stored without GeoIP enrichment; {now}")
+    return None
+
+
 async def write_package(store: Store, filters: HitFilter, target, notice, texts: dict[str, str], settings: Settings) -> dict:
     """Write the ZIP to `target` (a binary file object); return its manifest. Raises PackageError if
     the chain does not prove the rows. Blocking work runs in worker threads."""
