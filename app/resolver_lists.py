@@ -51,6 +51,8 @@ def parse_addresses(values) -> list[IPAddress]:
             address = ipaddress.ip_address(str(value).strip())
         except ValueError:
             raise ValueError(f"not an IP address: {value!r}") from None
+        if getattr(address, "scope_id", None):  # fe80::1%eth0 means something on one host only, and no resolver takes it
+            raise ValueError(f"an address with a zone index is no use to a resolver: {value!r}")
         if address not in addresses:
             addresses.append(address)
     if not addresses:
