@@ -40,12 +40,18 @@ chromium:
 
 # Third-party programs the suite runs, from Debian's packages, each installed only when missing:
 # node (the independent verifier, app/verifier/verify.js), nginx with its stream module and HAProxy
-# (PROXY protocol in front of the listener), systemd-analyze (deploy/seized.service is verified).
+# (PROXY protocol in front of the listener), systemd-analyze (deploy/seized.service is verified),
+# named-checkzone/named-checkconf (bind9-utils), Unbound and dnsmasq, which load the resolver lists (`seized domains export`); the tests run their own on 127.0.0.1.
+# In a container (policy-rc.d, no init) installing unbound starts nothing; on a host with systemd the
+# package enables its resolver service: `systemctl disable --now unbound` if the host should not run one.
 tools:
 	@missing=""; command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
 	[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing="$$missing libnginx-mod-stream"; \
 	command -v haproxy >/dev/null || missing="$$missing haproxy"; \
+	command -v named-checkzone >/dev/null || missing="$$missing bind9-utils"; \
+	[ -x /usr/sbin/unbound ] || missing="$$missing unbound"; \
+	[ -x /usr/sbin/dnsmasq ] || missing="$$missing dnsmasq-base"; \
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	[ -z "$$missing" ] || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-upgrade $$missing; }
 

@@ -1,5 +1,5 @@
 """Matching packages for ISPs: one ZIP per data request, holding the connections (IP, source port,
-UTC time to the millisecond), what proves them against the log's hash chain, and a signed manifest,
+UTC time to the microsecond), what proves them against the log's hash chain, and a signed manifest,
 so that an ISP or a court can check the package with no access to our database (package_check.py
 in Python, verifier/verify.js in JavaScript, which travels inside each package).
 
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("seized.package")
 VERIFIER = Path(__file__).with_name("verifier") / "verify.js"
-PACKAGE_FORMAT = 1
+PACKAGE_FORMAT = 2  # 2: hits.csv's timestamp_utc to the microsecond, as received_at (1: to the millisecond)
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -64,13 +64,15 @@ def destination_port(record: dict) -> int | None:
 # request was, then what ties the row to the hash chain. server_ip is the local address the connection
 # arrived at: behind a proxy, the proxy-facing one (as server_port).
 _DERIVED = {
-    "timestamp_utc": lambda r: r["received_at"][:23] + "Z",
+    "timestamp_utc": operator.itemgetter("received_at"),  # to the microsecond, as every time seized writes
     "destination_port": destination_port,
     "protocol": lambda r: "TCP",  # the listener serves HTTP over TCP only
 }
 COLUMNS = {name: _DERIVED.get(name) or operator.itemgetter(name) for name in (
     "client_ip", "client_port", "timestamp_utc", "server_ip", "destination_port", "protocol", "domain", "method", "path",
     "user_agent", "server_port", "scheme", "node", "position", "id", "uid", "prev_hash", "hash")}
+# hits.csv as packages of format 1 wrote it, for checking them: timestamp_utc to the millisecond.
+COLUMNS_FORMAT_1 = {**COLUMNS, "timestamp_utc": lambda r: r["received_at"][:23] + "Z"}
 CLOCK_NOTE = ("Timestamps are the receiving server's system clock, in UTC, when the request head was complete. "
               "What was measured of that clock (the kernel's synchronisation flag and error estimate, the NTP source "
               "where one answered, any step) is in each covering checkpoint's `clock`; nothing more is claimed.")
@@ -208,6 +210,29 @@ def enrichment(settings: Settings) -> list[dict]:
             entry["problem"] = f"unreadable now: {error}"
         found.append(entry)
     return found
+
+
+# The filters only GeoIP enrichment at ingest can match (app/geo.py), and the setting that enables it.
+GEO_FILTERS = {"asn": "geoip_asn_db", "country": "geoip_city_db"}
+
+
+async def geo_filter_problem(store: Store, filters: HitFilter, settings: Settings) -> str | None:
+    """Why a package's `asn` or `country` filter can match nothing, or None: the hits the other
+    filters select exist but not one carries that field (ingested without a GeoIP database), so an
+    empty package would say "no hits" where the truth is "not looked up". Asked once a package came
+    out empty: cheap then, and never when rows matched."""
+    for name, setting in GEO_FILTERS.items():
+        if getattr(filters, name) is None:
+            continue
+        others = filters.model_copy(update=dict.fromkeys(GEO_FILTERS))
+        groups = await store.hit_stats(others, name, limit=2)  # one group is None at most
+        if groups and all(group["grp"] is None for group in groups):
+            configured = getattr(settings, setting)
+            now = (f"{setting} is set now ({configured}): hits ingested from now on carry it" if configured
+                   else f"no GeoIP database is configured: set {setting} (a MaxMind-format .mmdb) in the config")
+            return (f"the {name} filter cannot match: none of the {sum(g['hits'] for g in groups)} hits the other filters "
+                    f"select has a{'n' if name == 'asn' else ''} {name}, as they were stored without GeoIP enrichment; {now}")
+    return None
 
 
 async def write_package(store: Store, filters: HitFilter, target, notice, texts: dict[str, str], settings: Settings) -> dict:

@@ -20,7 +20,7 @@ import zipfile
 
 from .chain_format import leaf_v2, link_v2
 from .evidence import checkpoint_signature, signature_valid
-from .package import COLUMNS
+from .package import COLUMNS, COLUMNS_FORMAT_1
 from .query import csv_cell
 
 OWN_FILES = ("manifest.json", "manifest.sig", "manifest.tsr")
@@ -54,7 +54,7 @@ def check_package(path, pinned: frozenset[str], tsa_certificate: bytes | None = 
         records = _records(archive, names, problems)
         if len(records) != manifest.get("rows"):
             problems.append(f"records.jsonl holds {len(records)} rows, the manifest says {manifest.get('rows')}")
-        _check_csv(archive, names, records, problems)
+        _check_csv(archive, names, records, problems, COLUMNS_FORMAT_1 if manifest.get("package_format") == 1 else COLUMNS)
         chains = [_check_chain(archive, chain, records, pinned, problems, notes) for chain in manifest.get("chains", [])]
     return {"ok": not problems, "problems": problems, "notes": notes, "rows": len(records), "chains": chains}
 
@@ -99,20 +99,20 @@ def _records(archive, names, problems) -> list[dict]:
     return records
 
 
-def _check_csv(archive, names, records: list[dict], problems) -> None:
+def _check_csv(archive, names, records: list[dict], problems, columns: dict = COLUMNS) -> None:
     if "hits.csv" not in names:
         problems.append("hits.csv is missing")
         return
     rows = list(csv.reader(io.StringIO(archive.read("hits.csv").decode("utf-8", "replace"), newline="")))
-    if not rows or tuple(rows[0]) != tuple(COLUMNS):
+    if not rows or tuple(rows[0]) != tuple(columns):
         problems.append("hits.csv: its header is not the package's columns")
         return
     if len(rows) - 1 != len(records):
         problems.append(f"hits.csv holds {len(rows) - 1} rows, records.jsonl {len(records)}")
     for number, (row, record) in enumerate(zip(rows[1:], records), start=1):
-        expected = [csv_cell(make(record)) for make in COLUMNS.values()]  # a formula's cell begins with "'"
+        expected = [csv_cell(make(record)) for make in columns.values()]  # a formula's cell begins with "'"
         if row != expected:
-            differing = [name for name, a, b in zip(COLUMNS, row, expected) if a != b]
+            differing = [name for name, a, b in zip(columns, row, expected) if a != b]
             problems.append(f"hits.csv row {number}: {', '.join(differing) or 'its fields'} differ from its record")
 
 

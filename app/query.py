@@ -132,11 +132,6 @@ def record(row) -> dict:
     return out
 
 
-def export_item(item: dict) -> dict:
-    """Exports carry timestamps to the millisecond, as ISP data requests use them."""
-    return {**item, "received_at": item["received_at"][:23] + "Z"}
-
-
 # CSV formula injection (OWASP): a spreadsheet evaluates a cell that begins with =, +, -, @, tab or
 # CR. Every CSV seized writes (exports, a package's hits.csv) writes such a text cell as a single
 # quote followed by the text, the whole cell quoted: '=cmd|...' reads back as "'=cmd|...". Only
@@ -203,7 +198,8 @@ class Exporter:
     """Rows to export text, a chunk at a time so memory stays flat however many rows there are.
     `Exporter(fmt)` is the writer of that format in EXPORT_FORMATS.
     The rows are what a store's iter_hits(filters, fmt) yields: plain tuples in RECORD_FIELDS order,
-    received_at already to the millisecond, headers and device as their stored JSON text."""
+    received_at as stored (to the microsecond, like every time seized writes), headers and device as
+    their stored JSON text."""
 
     def __new__(cls, fmt: str | None = None):
         return super().__new__(EXPORT_FORMATS[fmt].writer if cls is Exporter else cls)
@@ -257,7 +253,6 @@ class CsvExporter(Exporter):
         return self._json[text]
 
     def items(self, items) -> str:
-        items = [export_item(item) for item in items]
         return self._csv_lines([
             ["" if item[f] is None else json.dumps(item[f], ensure_ascii=False) if f in ("headers", "device") else item[f]
              for f in RECORD_FIELDS]
@@ -282,7 +277,7 @@ class NdjsonExporter(Exporter):
         return self._json[text]
 
     def items(self, items) -> str:
-        return "".join(json.dumps(export_item(item), ensure_ascii=False) + "\n" for item in items)
+        return "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
 
 
 @dataclass(frozen=True)

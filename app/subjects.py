@@ -309,10 +309,6 @@ def parse_subjects_csv(text: str) -> list[tuple[str, str]]:
     return parse_subjects(text.encode("utf-8"), "records.csv").records
 
 
-def millis(stamp: str | None) -> str | None:
-    return None if stamp is None else stamp[:23] + "Z"
-
-
 def hit_accounts(hit: dict) -> tuple[str | None, str | None]:
     """(the hit's account, the MAC address in its device fields), normalised."""
     account = normalise_account(hit["account"]) if hit.get("account") else None
@@ -359,8 +355,8 @@ class Tally:
         tuples = self.earliest()
         return {
             "hits": self.hits, "distinct_ips": len(self.ips - {None}),
-            "first_seen": millis(self.first), "last_seen": millis(self.last),
-            "tuples": [{"client_ip": ip, "client_port": port, "timestamp_utc": millis(stamp)} for stamp, ip, port in tuples],
+            "first_seen": self.first, "last_seen": self.last,
+            "tuples": [{"client_ip": ip, "client_port": port, "timestamp_utc": stamp} for stamp, ip, port in tuples],
             "isps": [{"asn": asn, "as_org": org, "hits": hits}
                      for asn, (org, hits) in sorted(self.isps.items(), key=lambda item: (-item[1][1], item[0] is None, item[0] or 0))],
         }

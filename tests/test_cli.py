@@ -10,6 +10,7 @@ import sys
 import time
 
 from commands import fails, seized
+from helpers import sql
 
 
 def test_domains_added_and_removed_by_cli_reach_the_running_server(server):
@@ -160,3 +161,45 @@ def test_an_admin_token_file_that_cannot_be_written_stops_the_start_and_no_token
     assert "initial-admin-2" not in seized("tokens", "list", "--db", srv.db_url).stdout
     assert srv.api("GET", "/api/v1/settings", srv.admin_token).status_code == 200
     assert srv.stop() == 0
+
+
+def test_domains_list_is_a_table_of_every_field_or_json(tmp_path):
+    db = f"sqlite:///{tmp_path / 'seized.db'}"
+    seized("domains", "add", "listed.example", "--db", db, "--agency", "List Agency", "--case-ref", "L-1",
+           "--legal-basis", "Art. 5", "--language", "it", "--status", "410", "--blocked-by", "https://police.test/l",
+           "--notes", "seized at dawn\nsecond line")
+    seized("domains", "add", "quiet.example", "--db", db)
+    sql(db, "UPDATE domains SET active = 0 WHERE name = 'quiet.example'")  # (the CLI has no switch for it; the API's PATCH)
+    header, first, second = seized("domains", "list", "--db", db).stdout.splitlines()
+    assert header.split() == ["name", "active", "agency", "case_ref", "legal_basis", "language", "status", "blocked_by",
+                              "notes", "created_at", "updated_at"]
+    cells = re.split(r"\s{2,}", first)
+    assert cells[:9] == ["listed.example", "yes", "List Agency", "L-1", "Art. 5", "it", "410", "https://police.test/l",
+                         "seized at dawn second line"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", cells[9])
+    assert second.split()[:2] == ["quiet.example", "no"]
+    as_json = json.loads(seized("domains", "list", "--format", "json", "--db", db).stdout)
+    assert [d["name"] for d in as_json] == ["listed.example", "quiet.example"]
+    assert as_json[0]["notes"] == "seized at dawn\nsecond line" and as_json[0]["active"] is True
+    assert as_json[1]["active"] is False and as_json[1]["agency"] is None and set(as_json[1]) == set(header.split())
+
+
+def test_a_package_filtered_by_asn_or_country_without_geoip_is_an_error_not_an_empty_zip(server, tmp_path):
+    response = server.request(host="seized-iptv.example", target="/geo-less")
+    server.row_for_port(response.local_port)  # stored, without GeoIP (the server has no database for it)
+    out = tmp_path / "package.zip"
+    said = fails("evidence", "package", "--db", server.db_url, "--asn", "64500", "--out", str(out), exit_code=1)
+    assert "the asn filter cannot match" in said and "set geoip_asn_db" in said
+    assert not out.exists()
+    said = fails("evidence", "package", "--db", server.db_url, "--country", "IT", "--path-prefix", "/geo-less",
+                 "--out", str(out), exit_code=1)
+    assert "the country filter cannot match: none of the" in said and "set geoip_city_db" in said
+    assert not out.exists()
+    investigator = server.new_token("investigator")
+    refused = server.api("GET", "/api/v1/evidence/package", investigator, params={"asn": 64500})
+    assert refused.status_code == 422 and "geoip_asn_db" in refused.json()["detail"]
+
+    # No hit at all in the range: nothing to blame on GeoIP; an empty package, and a warning.
+    result = seized("evidence", "package", "--db", server.db_url, "--asn", "64500", "--since", "2100-01-01T00:00:00Z",
+                    "--out", str(out))
+    assert "no hit matches these filters" in result.stderr and out.exists()

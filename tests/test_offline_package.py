@@ -129,6 +129,20 @@ def test_a_package_checks_offline_and_every_forgery_fails(tmp_path, logged):
 
     signing_key = load_pem_private_key(key_file.read_bytes(), password=None)
     attacker_key = load_pem_private_key(other.read_bytes(), password=None)
+
+    # timestamp_utc is received_at to the microsecond (package format 2); a format 1 package (made
+    # before, to the millisecond) still checks, and its millisecond rows pass only under format 1.
+    stamp = rows[0].index("timestamp_utc")
+    assert [r[stamp] for r in rows[1:]] == [json.loads(line)["received_at"] for line in records.decode().splitlines()]
+    millis = [r[:stamp] + [r[stamp][:23] + "Z"] + r[stamp + 1:] for r in rows[1:]]
+    for package_format, outcome in ((1, 0), (2, 1)):
+        old = tmp_path / f"format-{package_format}.zip"
+        rewrite(package, old, {"hits.csv": csv_bytes(rows[:1] + millis), "manifest.json": json.dumps(
+            {**manifest, "package_format": package_format}, indent=2).encode()}, sign_with=signing_key)
+        checked = seized("evidence", "check", str(old), "--public-key", public_key, check=False)
+        assert checked.returncode == outcome, checked.stdout
+        assert node_check(unzip(old, tmp_path / f"format-{package_format}"), public_key).returncode == outcome
+    assert "timestamp_utc differ" in checked.stdout
     edited_rows = [r[:] for r in rows]
     edited_rows[2][1] = "40000"  # another source port: another subscriber
     edited_records = records.decode().splitlines()

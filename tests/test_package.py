@@ -66,7 +66,7 @@ def test_plan_and_packages_for_isps(tmp_path, fresh_server):
             assert {k: str(v) for k, v in stored[int(row["id"])].items()} == {k: row[k] for k in stored[int(row["id"])]}
         assert [(r["client_ip"], int(r["client_port"])) for r in rows] == [s for s in sent if s[0] == "203.0.113.5"]
         assert [r["timestamp_utc"] for r in rows] == sorted(r["timestamp_utc"] for r in rows)
-        assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", r["timestamp_utc"]) for r in rows)
+        assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$", r["timestamp_utc"]) for r in rows)
         assert rows[0]["user_agent"] == 'TiviMate/5, "quoted"' and "secret" not in hits_csv.decode()
         assert manifest["rows"] == 3 and manifest["filters"] == {"asn": 64500, "domain": "iptv-pirata.example"}
         assert manifest["files"]["hits.csv"] == hashlib.sha256(hits_csv).hexdigest()

@@ -38,7 +38,7 @@ def test_import_match_and_report(tmp_path, fresh_server):
     alice = server.api("GET", "/api/v1/subjects/alice/hits", token).json()
     assert alice["hits"] == 2 and alice["distinct_ips"] == 2
     assert [(t["client_ip"], t["client_port"]) for t in alice["tuples"]] == [("203.0.113.5", 40001), ("203.0.113.6", 40002)]
-    assert all(t["timestamp_utc"].endswith("Z") and len(t["timestamp_utc"]) == 24 for t in alice["tuples"])
+    assert all(t["timestamp_utc"].endswith("Z") and len(t["timestamp_utc"]) == 27 for t in alice["tuples"])
     assert alice["records"] == [{"case_ref": "CASE-1", "attributes": {"email": "alice@example.org", "payment_ref": "PAY-1"}}]
     assert server.api("GET", "/api/v1/subjects/00:1a:79:aa:bb:cc/hits", token).json()["hits"] == 1
     assert server.api("GET", "/api/v1/subjects/mallory/hits", token).status_code == 404

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from .. import __version__
-from . import audit, domains, evidence, health, hits, subjects, tokens
+from . import audit, domains, evidence, health, hits, resolvers, subjects, tokens
 from .docs import serve_docs
 from ..evidence import trusted_keys
 from ..notice.texts import load_languages
@@ -33,7 +33,7 @@ def create_management_app(*, store, pipeline, settings) -> FastAPI:
     app.state.limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_s)
     app.state.trusted_keys = trusted_keys(settings)  # read once: a bad key fails the start, not a request
     app.state.tsa_certificate = settings.tsa_certificate.read_bytes() if settings.tsa_certificate else None
-    for module in (health, hits, evidence, subjects, domains, tokens, audit):
+    for module in (health, hits, evidence, subjects, resolvers, domains, tokens, audit):  # resolvers first: /domains/export is no domain name
         app.include_router(module.router)
     serve_docs(app, settings.static_dir / "docs")
     app.add_middleware(audit.AuditMiddleware, store=store)

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from ..domains import load_table
 from ..evidence import verify
-from ..package import PackageError, write_package
+from ..package import PackageError, geo_filter_problem, write_package
 from ..query import HitFilter
 from .audit import audit_first
 from .auth import ERRORS, UNAVAILABLE, problem, require
@@ -116,7 +116,8 @@ async def plan(request: Request, store: StoreDep, filters: Annotated[HitFilter, 
 
 @router.get("/package", operation_id="export_package", response_class=StreamingResponse,
             dependencies=[Depends(require("investigator"))], responses={
-    422: problem("invalid filter"), 409: problem("the hash chain does not prove the rows (run verify)"),
+    422: problem("invalid filter, or an asn or country filter no hit can match (stored without GeoIP)"),
+    409: problem("the hash chain does not prove the rows (run verify)"),
     503: problem(f"the audit row could not be written first, or {UNAVAILABLE}: nothing sent"),
     200: {"description": "a ZIP: hits.csv, records.jsonl, chain-N.txt, manifest.json (+ .sig, .tsr), verify.js, README.txt", "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
 })
@@ -132,6 +133,9 @@ async def package(request: Request, store: StoreDep, filters: Annotated[HitFilte
     except PackageError as error:
         spool.close()
         raise HTTPException(409, f"no package: {error}") from None
+    if manifest["rows"] == 0 and (geo := await geo_filter_problem(store, filters, state.settings)):
+        spool.close()
+        raise HTTPException(422, geo)
     request.state.audit_rows = manifest["rows"]
     try:
         await audit_first(request, manifest["rows"], whole=True)  # its only row, before the first byte; or 503

@@ -84,7 +84,7 @@ async def list_hits(
 # the error models stay JSON); CSV first, which generated clients take as text.
 @router.get("/hits/export", operation_id="export_hits", response_class=StreamingResponse, responses={**INVALID, **UNAUDITED, 200: {
     "description": f"every matching hit, oldest first; {' or '.join(spec.label for spec in EXPORT_FORMATS.values())}; "
-                   "timestamps to the millisecond",
+                   "timestamps to the microsecond",
     "content": {spec.media_type.partition(";")[0]: {"schema": {"type": "string"}} for spec in EXPORT_FORMATS.values()},
     **OUTSIDE,
 }})

@@ -89,7 +89,7 @@ def evidence_package(
     chain-N.txt, manifest.json (signed), verify.js, README.txt."""
     from ..domains import load_table
     from ..notice.texts import load_languages
-    from ..package import PackageError, write_package
+    from ..package import PackageError, geo_filter_problem, write_package
 
     settings = cli_settings(config, db=db)
     languages = load_languages()
@@ -98,14 +98,19 @@ def evidence_package(
         table = await load_table(store, settings.notice)
         notice = table.match(filters.domain) if filters.domain else table.default
         with open(out, "wb") as target:
-            return await write_package(store, filters, target, notice, languages.get(notice.language, languages["en"]),
-                                       settings)
+            manifest = await write_package(store, filters, target, notice, languages.get(notice.language, languages["en"]),
+                                           settings)
+        if manifest["rows"] == 0 and (problem := await geo_filter_problem(store, filters, settings)):
+            raise PackageError(problem)
+        return manifest
     try:
         manifest = audited_read(settings.db, build, "seized evidence package", filters.active(), count=lambda m: m["rows"])
     except PackageError as error:
         out.unlink(missing_ok=True)
         typer.echo(f"error: no package: {error}", err=True)
         raise typer.Exit(1) from None
+    if manifest["rows"] == 0:
+        typer.echo("warning: no hit matches these filters: the package holds no rows", err=True)
     typer.echo(f"{out}: {manifest['rows']} hits, hits.csv sha256 {manifest['files']['hits.csv']}")
     if manifest["signer"] is None:
         typer.echo("warning: no signing_key_file in the config: the package is unsigned, so no one can check it "

@@ -26,9 +26,7 @@ log = logging.getLogger("seized.store")
 INGEST_LOCK = 0x5E12ED02
 EXPORT_CHUNK = 2_000
 HIT_COLUMNS = ", ".join(f"{sql} AS {name}" for name, sql in RECORD_SQL.items())
-EXPORT_COLUMNS = ", ".join(
-    "to_char(r.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')" if name == "received_at" else RECORD_SQL[name]
-    for name in RECORD_FIELDS)
+EXPORT_COLUMNS = ", ".join(RECORD_SQL[name] for name in RECORD_FIELDS)  # received_at to the microsecond
 # hit_rows' columns as ingest fills them (the id comes from the identity).
 PHYSICAL = (
     "uid", "received_at", "node", "domain", "method", "path", "query", "client_ip", "client_inet", "client_ip_key",
@@ -308,7 +306,7 @@ class PostgresStore:
 
     async def iter_hits(self, where: HitFilter, fmt: str = "ndjson", chunk: int = EXPORT_CHUNK):
         """All matching hits, oldest first, as tuples in RECORD_FIELDS order (received_at to the
-        millisecond): one snapshot, read through a server-side cursor in one transaction. Rows
+        microsecond): one snapshot, read through a server-side cursor in one transaction. Rows
         outside the chain left out."""
         w = Where(where).in_chain()
         query = f"{self._select(EXPORT_COLUMNS)} WHERE {w.sql} ORDER BY r.id"

@@ -37,10 +37,7 @@ INSERT_HIT = f"INSERT INTO hits ({', '.join(STORED)}) VALUES ({', '.join('?' * l
 # The record's columns read from hit_rows r (and header_sets s): what the view gives, but with the
 # WHERE clause on hit_rows' own columns, so its indexes serve the filters.
 HIT_COLUMNS = ", ".join(f"{sql} AS {name}" for name, sql in HITS_VIEW_COLUMNS.items())
-EXPORT_COLUMNS = ", ".join(
-    ("CASE WHEN typeof(r.received_us) = 'integer' THEN strftime('%Y-%m-%dT%H:%M:%S', r.received_us / 1000000, 'unixepoch') "
-     "|| printf('.%03dZ', r.received_us / 1000 % 1000) ELSE substr(r.received_us, 1, 23) || 'Z' END")
-    if name == "received_at" else HITS_VIEW_COLUMNS[name] for name in RECORD_FIELDS)
+EXPORT_COLUMNS = ", ".join(HITS_VIEW_COLUMNS[name] for name in RECORD_FIELDS)
 
 
 GROUP_SQL = {
@@ -142,11 +139,8 @@ def _csv_sql(value: str) -> str:
 
 
 def _csv_column(name: str) -> str:
-    if name == "received_at":  # to the millisecond
-        text = "substr(r.received_us, 1, 23) || 'Z'"
-        return (f"CASE WHEN typeof(r.received_us) = 'integer' THEN strftime('%Y-%m-%dT%H:%M:%S', r.received_us / 1000000, "
-                f"'unixepoch') || printf('.%03dZ', r.received_us / 1000 % 1000) "
-                f"ELSE {_csv_sql(text)} END")
+    if name == "received_at":  # as stored, to the microsecond
+        return f"CASE WHEN typeof(r.received_us) = 'integer' THEN {HITS_VIEW_COLUMNS[name]} ELSE {_csv_sql('r.received_us')} END"
     if name in ("headers", "device"):  # (a device is mostly null: no call then)
         return f"CASE WHEN {HITS_VIEW_COLUMNS[name]} IS NULL THEN '' ELSE csv_json({HITS_VIEW_COLUMNS[name]}) END"
     if name == "duration_ms":  # integer microseconds written as Python writes the float (1.5, 2.0, 0.015)
@@ -487,7 +481,7 @@ class SQLiteStore:
     async def iter_hits(self, where: HitFilter, fmt: str = "ndjson", chunk: int = EXPORT_CHUNK):
         """All matching hits for an export in `fmt`, oldest first, `chunk` rows at a time; a snapshot
         as of the call. For query.Exporter(fmt).rows: for CSV, (id, line) pairs, the line built by
-        SQLite; else plain tuples in RECORD_FIELDS order, received_at to the millisecond (as exports
+        SQLite; else plain tuples in RECORD_FIELDS order, received_at to the microsecond (as exports
         carry it), headers and device as their stored JSON."""
         sql, params = await self._where(where)
         table = await self._table_for(where, sql, params)

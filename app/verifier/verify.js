@@ -146,7 +146,7 @@ function verifyPackage(dir, pinned) {
   const column = Object.fromEntries(header.map((name, i) => [name, i]));
   csv.forEach((row, i) => {
     const r = records[i] || {};
-    const expected = { client_ip: r.client_ip, client_port: r.client_port, timestamp_utc: (r.received_at || '').slice(0, 23) + 'Z',
+    const expected = { client_ip: r.client_ip, client_port: r.client_port, timestamp_utc: manifest.package_format === 1 ? (r.received_at || '').slice(0, 23) + 'Z' : r.received_at,
       server_ip: r.server_ip, node: r.node, position: r.position, id: r.id, uid: r.uid, prev_hash: r.prev_hash, hash: r.hash };
     for (const [name, value] of Object.entries(expected)) {
       if (row[column[name]] !== csvCell(value)) {

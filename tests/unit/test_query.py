@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from pydantic import ValidationError
 
-from app.query import RECORD_FIELDS, Exporter, HitFilter, csv_cell, export_item, parse_cursor, record
+from app.query import RECORD_FIELDS, Exporter, HitFilter, csv_cell, parse_cursor, record
 from app.store.sqlite import sqlite_where
 
 PROPERTY = settings(deadline=None, database=None)
@@ -30,8 +30,8 @@ def stored(**fields) -> dict:
 
 
 def as_export_row(row: dict) -> tuple:
-    """What SQLiteStore.iter_hits yields: RECORD_FIELDS order, received_at already to the millisecond."""
-    return tuple(row["received_at"][:23] + "Z" if f == "received_at" else row[f] for f in RECORD_FIELDS)
+    """What SQLiteStore.iter_hits yields: RECORD_FIELDS order, received_at as stored (microseconds)."""
+    return tuple(row[f] for f in RECORD_FIELDS)
 
 
 def read_csv(text: str) -> list[list[str]]:
@@ -52,7 +52,7 @@ def test_csv_fields_read_back_with_the_csv_module():
                  path="/\u00e9t\u00e9,x", country="IT", asn=64500)
     [line] = read_csv(Exporter("csv").rows([as_export_row(row)]))
     got = dict(zip(RECORD_FIELDS, line, strict=True))
-    assert got["received_at"] == "2026-11-23T06:00:25.123Z"
+    assert got["received_at"] == "2026-11-23T06:00:25.123456Z"
     assert got["user_agent"] == "'" + row["user_agent"] and got["path"] == row["path"]  # a formula: neutralised
     assert got["error"] == "" and got["client_port"] == "40001" and got["duration_ms"] == "1.5" and got["asn"] == "64500"
     # JSON columns as json.dumps writes them (default separators), one CSV field each
@@ -78,7 +78,7 @@ def test_ndjson_lines():
     lines = text.split("\n")
     assert lines[-1] == "" and len(lines) == 3  # one line per hit: a U+2028 in a value does not break it
     first, second = (json.loads(line) for line in lines[:2])
-    assert list(first) == list(RECORD_FIELDS) and first["received_at"] == "2026-11-23T06:00:25.123Z"
+    assert list(first) == list(RECORD_FIELDS) and first["received_at"] == "2026-11-23T06:00:25.123456Z"
     assert first["headers"] == json.loads(HEADERS_JSON) and first["device"] is None and second["device"] == {"sn": "S"}
     assert second["user_agent"] == "\u00e9\u2028" and "\u00e9" in lines[1]  # UTF-8, not \\u escapes
 
@@ -109,8 +109,10 @@ def test_any_text_survives_csv_and_ndjson(values):
     assert [json.loads(line)["user_agent"] for line in lines[:-1]] == [r["user_agent"] for r in rows]
 
 
-def test_export_item_keeps_milliseconds():
-    assert export_item({"received_at": "2026-11-23T06:00:25.123456Z", "x": 1}) == {"received_at": "2026-11-23T06:00:25.123Z", "x": 1}
+def test_exported_items_keep_microseconds():
+    item = {**record(stored()), "received_at": "2026-11-23T06:00:25.000001Z"}
+    assert json.loads(Exporter("ndjson").items([item]))["received_at"] == "2026-11-23T06:00:25.000001Z"
+    assert dict(zip(RECORD_FIELDS, read_csv(Exporter("csv").items([item]))[0]))["received_at"] == "2026-11-23T06:00:25.000001Z"
 
 
 @pytest.mark.parametrize("cursor, expected", [(None, None), ("0", 0), ("12345", 12345)])

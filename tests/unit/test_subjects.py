@@ -7,7 +7,7 @@ import json
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from app.subjects import MAX_FIELD, SubjectsFileError, millis, normalise_account, parse_subjects, parse_subjects_csv
+from app.subjects import MAX_FIELD, SubjectsFileError, normalise_account, parse_subjects, parse_subjects_csv
 
 PROPERTY = settings(deadline=None, database=None)
 
@@ -194,6 +194,3 @@ def test_any_file_the_csv_module_writes_reads_back(rows, line_end, bom):
 def test_normalise_account(account, expected):
     assert normalise_account(account) == expected
 
-
-def test_millis():
-    assert millis("2026-11-23T06:00:25.123456Z") == "2026-11-23T06:00:25.123Z" and millis(None) is None
