@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from .. import __version__
+from .. import __version__, dashboard
 from . import audit, domains, evidence, health, hits, subjects, tokens
 from ..evidence import trusted_keys
 from ..notice.texts import load_languages
@@ -32,6 +32,7 @@ def create_management_app(*, store, pipeline, settings) -> FastAPI:
     app.state.tsa_certificate = settings.tsa_certificate.read_bytes() if settings.tsa_certificate else None
     for module in (health, hits, evidence, subjects, domains, tokens, audit):
         app.include_router(module.router)
+    dashboard.install(app, settings)  # /dashboard: the investigators' pages, audited like the API
     app.add_middleware(audit.AuditMiddleware, store=store)
 
     async def database_unavailable(request: Request, error: Exception) -> JSONResponse:

@@ -95,23 +95,29 @@ def _sha256(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
+async def authenticate(request: Request, store, token: str) -> Principal | None:
+    """A presented token's principal, or None: checked through the failure limiter (429 while the
+    address is locked out). The API's bearer tokens and the dashboard's sign-in both come here."""
+    limiter: FailureLimiter = request.app.state.limiter
+    address = request.client.host if request.client else "unknown"
+    retry = limiter.admit(address, token)
+    if retry is not None:
+        raise HTTPException(429, "too many failed authentications; retry later", headers={"Retry-After": str(retry)})
+    outcome = None  # a store that cannot answer (503) is no failed authentication
+    try:
+        principal = await verify_token(store, token) if token else None
+        outcome = principal is not None
+    finally:
+        limiter.done(address, token, outcome)
+    return principal
+
+
 def require(*roles: str):
     """A dependency: the caller's token must be valid and carry one of `roles`."""
 
     async def check(request: Request, store: StoreDep) -> Principal:
-        limiter: FailureLimiter = request.app.state.limiter
-        address = request.client.host if request.client else "unknown"
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        token = token.strip() if scheme.lower() == "bearer" else ""
-        retry = limiter.admit(address, token)
-        if retry is not None:
-            raise HTTPException(429, "too many failed authentications; retry later", headers={"Retry-After": str(retry)})
-        outcome = None  # a store that cannot answer (503) is no failed authentication
-        try:
-            principal = await verify_token(store, token) if token else None
-            outcome = principal is not None
-        finally:
-            limiter.done(address, token, outcome)
+        principal = await authenticate(request, store, token.strip() if scheme.lower() == "bearer" else "")
         if principal is None:
             raise HTTPException(401, "missing, invalid, expired or revoked token", headers={"WWW-Authenticate": "Bearer"})
         request.state.principal = principal
