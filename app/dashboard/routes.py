@@ -39,7 +39,8 @@ router = APIRouter(include_in_schema=False)
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
                                "frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+    # same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on our own forms
+    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
 }
 # The preview is the public notice as served (its own CSP), framed by the domain page only.
@@ -121,6 +122,16 @@ def role(name: str):
 
 def landing(principal: Principal) -> str:
     return next(url for _, url, page_role, _ in PAGES if page_role == principal.role)
+
+
+def after_sign_in(target: str | None, principal: Principal) -> str:
+    """Back to the page asked for when it is one of this role's, else to the role's first page."""
+    if target:
+        owner = max((page for page in PAGES if target.partition("?")[0].startswith(page[1])), key=lambda page: len(page[1]),
+                    default=None)
+        if owner is not None and owner[2] == principal.role:
+            return target
+    return landing(principal)
 
 
 def safe_next(target: str | None) -> str | None:
@@ -250,7 +261,7 @@ async def sign_in(request: Request) -> Response:
         return sign_in_form(request, target, 401, "That token is unknown, expired or revoked.")
     request.state.principal = principal
     session = dashboard(request).sessions.open(token)
-    response = RedirectResponse(target or landing(principal), status_code=303)
+    response = RedirectResponse(after_sign_in(target, principal), status_code=303)
     response.set_cookie(COOKIE, session.id, **cookie_options(request.url.scheme == "https"))
     forget(response, LOGIN_COOKIE, request)
     return response
