@@ -26,11 +26,18 @@
   }
 
   function leaveOutEmptyFilters() {
-    document.querySelectorAll("form.filters").forEach(function (form) {
+    var forms = document.querySelectorAll("form.filters");
+    forms.forEach(function (form) {
       form.addEventListener("submit", function () {
         form.querySelectorAll("input, select").forEach(function (field) {
           if (field.value === "") field.disabled = true;
         });
+      });
+    });
+    // Back to this page from the browser's cache: the fields disabled for the query are usable again.
+    window.addEventListener("pageshow", function () {
+      forms.forEach(function (form) {
+        form.querySelectorAll("input, select").forEach(function (field) { field.disabled = false; });
       });
     });
   }
