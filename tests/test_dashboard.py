@@ -16,6 +16,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from conftest import started
 from helpers import wait_for
+from test_geo import ASN, CITY, write_asn, write_city
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Each test its own domains, so that whatever order they run in, one test's hits are not another's.
@@ -26,9 +27,19 @@ DOMAINS = [{"name": COUNTED[0], "agency": "Agency A", "language": "en"}, {"name"
            {"name": EDITED[1], "agency": "Agency B"}]
 
 
+# Where the counted hits come from (a trusted proxy's X-Forwarded-For), and so their ISPs and countries
+# (test_geo's GeoIP and ASN databases: 203.0.113.0/24 is IT, AS64500; 2001:db8::/32 DE, AS64501).
+SOURCES = {COUNTED[0]: ["203.0.113.7"] * 4 + ["2001:db8::9"] * 3, COUNTED[1]: ["198.51.100.1"] + ["203.0.113.8"] * 2}
+
+
 @pytest.fixture(scope="module")
 def dash(tmp_path_factory, databases):
-    srv = started(tmp_path_factory.mktemp("dashboard"), databases, domains=DOMAINS)
+    directory = tmp_path_factory.mktemp("dashboard")
+    city, asn = directory / "city.mmdb", directory / "asn.mmdb"
+    write_city(city, CITY)
+    write_asn(asn, ASN)
+    srv = started(directory / "server", databases, domains=DOMAINS, settings={
+        "trusted_proxies": ["127.0.0.0/8"], "geoip_city_db": str(city), "geoip_asn_db": str(asn)})
     srv.shots = tmp_path_factory.mktemp("dashboard-screenshots")
     try:
         yield srv
@@ -88,9 +99,10 @@ class Watched:
 
 
 def test_investigator_sees_the_numbers_filters_and_exports(dash, browser):
-    for domain, count in zip(COUNTED, (7, 3)):
-        for i in range(count):
-            assert dash.request(target=f"/get.php?username=u{i}&password=p", host=domain).status == 200
+    for domain, sources in SOURCES.items():
+        for i, ip in enumerate(sources):
+            response = dash.request(target=f"/get.php?username=u{i}&password=p", host=domain, headers=[("X-Forwarded-For", ip)])
+            assert response.status == 200
     for domain, count in zip(COUNTED, (7, 3)):
         assert len(dash.wait_rows("domain = ?", (domain,), count=count)) == count
     token = dash.new_token("investigator", "dash-investigator")
@@ -116,9 +128,13 @@ def test_investigator_sees_the_numbers_filters_and_exports(dash, browser):
     shown = {row.get_attribute("data-key"): int(row.get_attribute("data-hits"))
              for row in page.locator("#top-domains tbody tr[data-key]").all()}
     assert shown[COUNTED[0]] == 7 and shown[COUNTED[1]] == 3
-    kinds = {row.get_attribute("data-key"): int(row.get_attribute("data-hits"))
-             for row in page.locator("#client-kinds tbody tr[data-key]").all()}
-    assert kinds.get("playlist", 0) >= 10
+    assert len({row["client_ip"] for row in stored}) >= 4
+    def table(name):
+        return {row.get_attribute("data-key"): int(row.get_attribute("data-hits"))
+                for row in page.locator(f"#{name} tbody tr[data-key]").all()}
+    assert table("client-kinds")["playlist"] == 10  # the others' hits are browsers and HEADs
+    assert table("top-isps")["64500"] == 6 and table("top-isps")["64501"] == 3
+    assert table("top-countries")["IT"] == 6 and table("top-countries")["DE"] == 3
     assert page.inner_text("#ingest-state") == "healthy"
     watched.screenshot(page, "overview-desktop")
 
@@ -150,11 +166,14 @@ def test_investigator_sees_the_numbers_filters_and_exports(dash, browser):
         assert {"hits.csv", "records.jsonl", "manifest.json"} <= set(package.namelist())
         assert len(package.read("records.jsonl").splitlines()) == 3
 
-    # One hit's full record: its headers, where it sits in the chain.
+    # One hit's full record: its headers, where the client is, where it sits in the chain.
     first = rows.first.get_attribute("data-id")
     page.click(f"#hits-table a[href='/dashboard/hits/{first}']")
     page.wait_for_load_state()
     assert page.locator("#hit-headers td", has_text=COUNTED[1]).count() >= 1
+    assert page.locator("#hit-headers td", has_text="203.0.113.8").count() == 1  # the X-Forwarded-For sent
+    geo = page.inner_text("#hit-geo")
+    assert "203.0.113.8" in geo and "IT" in geo and "Rome" in geo and "AS64500 Example Telecom" in geo
     hit = dash.rows("id = ?", (int(first),))[0]
     assert page.inner_text("#chain-hash") == hit["hash"] and page.inner_text("#chain-prev") == hit["prev_hash"]
     assert int(page.inner_text("#chain-position")) >= 1
@@ -266,6 +285,9 @@ def test_roles_revocation_and_the_audit_page(dash, browser):
     assert answer.status == 403
     assert "for the admin role" in page.inner_text(".problem")
     watched.screenshot(page, "forbidden")
+    csrf = page.get_attribute("form.signout input[name=csrf]", "value")  # a valid form, from the wrong role
+    edit = page.request.post(dash.admin_url(f"/dashboard/domains/{EDITED[0]}"), form={"csrf": csrf, "agency": "X"}, max_redirects=0)
+    assert edit.status == 403 and "for the admin role" in edit.text()
     watched.errors.clear()  # (the 403 likewise)
 
     # Revoked: the session stops working at the next page.
