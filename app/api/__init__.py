@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from .. import __version__
+from .. import __version__, dashboard
 from . import audit, domains, evidence, health, hits, resolvers, subjects, tokens
 from .docs import serve_docs
 from ..evidence import trusted_keys
@@ -36,6 +36,7 @@ def create_management_app(*, store, pipeline, settings) -> FastAPI:
     for module in (health, hits, evidence, subjects, resolvers, domains, tokens, audit):  # resolvers first: /domains/export is no domain name
         app.include_router(module.router)
     serve_docs(app, settings.static_dir / "docs")
+    dashboard.install(app, settings)  # /dashboard: the investigators' pages, audited like the API
     app.add_middleware(audit.AuditMiddleware, store=store)
 
     async def database_unavailable(request: Request, error: Exception) -> JSONResponse:

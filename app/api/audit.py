@@ -19,13 +19,18 @@ from .deps import StoreDep
 log = logging.getLogger("seized.audit")
 
 
+def audited(path: str) -> bool:
+    """API calls and the dashboard's pages, sign-in and exports (not its stylesheet and scripts)."""
+    return path.startswith("/api/") or (path.startswith("/dashboard") and not path.startswith("/dashboard/static/"))
+
+
 class AuditMiddleware:
     def __init__(self, app, store):
         self.app = app
         self.store = store
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+        if scope["type"] != "http" or not audited(scope["path"]):
             return await self.app(scope, receive, send)
         state = scope.setdefault("state", {})
         status = 500

@@ -106,23 +106,29 @@ def _sha256(token: str) -> str:
 BEARER = HTTPBearer(auto_error=False, scheme_name="token", description="a token from `seized tokens create` (`sz_…`)")
 
 
+async def authenticate(request: Request, store, token: str) -> Principal | None:
+    """A presented token's principal, or None: checked through the failure limiter (429 while the
+    address is locked out). The API's bearer tokens and the dashboard's sign-in both come here."""
+    limiter: FailureLimiter = request.app.state.limiter
+    address = request.client.host if request.client else "unknown"
+    retry = limiter.admit(address, token)
+    if retry is not None:
+        raise HTTPException(429, "too many failed authentications; retry later", headers={"Retry-After": str(retry)})
+    outcome = None  # a store that cannot answer (503) is no failed authentication
+    try:
+        principal = await verify_token(store, token) if token else None
+        outcome = principal is not None
+    finally:
+        limiter.done(address, token, outcome)
+    return principal
+
+
 def require(*roles: str):
     """A dependency: the caller's token must be valid and carry one of `roles`."""
 
     async def check(request: Request, store: StoreDep,
                     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]) -> Principal:
-        limiter: FailureLimiter = request.app.state.limiter
-        address = request.client.host if request.client else "unknown"
-        token = credentials.credentials if credentials else ""
-        retry = limiter.admit(address, token)
-        if retry is not None:
-            raise HTTPException(429, "too many failed authentications; retry later", headers={"Retry-After": str(retry)})
-        outcome = None  # a store that cannot answer (503) is no failed authentication
-        try:
-            principal = await verify_token(store, token) if token else None
-            outcome = principal is not None
-        finally:
-            limiter.done(address, token, outcome)
+        principal = await authenticate(request, store, credentials.credentials if credentials else "")
         if principal is None:
             raise HTTPException(401, "missing, invalid, expired or revoked token", headers={"WWW-Authenticate": "Bearer"})
         request.state.principal = principal
