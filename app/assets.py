@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PREFIX = b"/_seized/"
+# Folders of the management listener's own pages (the dashboard, /docs): not the visitors' business,
+# and not worth a copy in every worker's memory.
+MANAGEMENT_ONLY = {"dashboard", "docs"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +22,7 @@ class Assets:
     def __init__(self, directory: Path, common_headers: list[tuple[bytes, bytes]]):
         self._files: dict[bytes, Asset] = {}
         for path in sorted(Path(directory).rglob("*")):
-            if path.is_file():
+            if path.is_file() and path.relative_to(directory).parts[0] not in MANAGEMENT_ONLY:
                 content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
                 if content_type.startswith("text/") or content_type == "image/svg+xml":
                     content_type += "; charset=utf-8"

@@ -81,6 +81,8 @@ class ImportRefused(BaseModel):
 }, openapi_extra={"requestBody": {"required": True, "content": {
     "text/plain": {"schema": {"type": "string"}, "example": "seized-iptv.example\n# a comment\nother.example\n"},
     "text/csv": {"schema": {"type": "string"}, "example": "domain,agency,case_ref\nseized-iptv.example,Police,CASE-1\n"},
+    # The same text as a file, for clients that send only bytes (openapi-python-client): `format` says which.
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
 }}})
 async def import_domains(
     request: Request,
