@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from .. import __version__
+from .. import __version__, metrics
 from . import audit, domains, evidence, health, hits, subjects, tokens
 from ..evidence import trusted_keys
 from ..notice.texts import load_languages
@@ -30,9 +30,11 @@ def create_management_app(*, store, pipeline, settings) -> FastAPI:
     app.state.limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_s)
     app.state.trusted_keys = trusted_keys(settings)  # read once: a bad key fails the start, not a request
     app.state.tsa_certificate = settings.tsa_certificate.read_bytes() if settings.tsa_certificate else None
-    for module in (health, hits, evidence, subjects, domains, tokens, audit):
+    app.state.metrics = metrics.ManagementMetrics(pipeline, app.state.limiter)
+    for module in (health, metrics, hits, evidence, subjects, domains, tokens, audit):
         app.include_router(module.router)
     app.add_middleware(audit.AuditMiddleware, store=store)
+    app.add_middleware(metrics.RequestMetrics, metrics=app.state.metrics)  # added last: outermost, times it all
 
     async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
         log.warning("%s %s: the database is unavailable: %s", request.method, request.url.path, error)
