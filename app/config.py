@@ -172,6 +172,10 @@ class Settings(BaseSettings):
     auth_failure_limit: int = 10
     auth_failure_window_s: float = 60.0
 
+    # The log on stderr: `text` (one line per event, for people) or `json` (one JSON object per line:
+    # time, level, process, logger, message, exception; for log shippers).
+    log_format: Literal["text", "json"] = "text"
+
     templates_dir: Path = PROJECT_DIR / "templates"
     static_dir: Path = PROJECT_DIR / "static"
 

@@ -31,7 +31,7 @@ import time
 from . import ingest, lease, management, worker
 from .config import Settings, split_address
 from .domains import seed_domains, write_table_file
-from .process import run_async, setup_logging
+from .process import json_logs, run_async, setup_logging
 from .status import INGEST_FIELDS, MANAGEMENT_FIELDS, WORKER_FIELDS, Counters, pipeline_status
 from .store import SchemaTooNew, open_store
 from .tokens import ensure_admin_token
@@ -203,7 +203,10 @@ async def prepare_database(settings: Settings) -> None:
         await lease.claim(store, settings)
         await seed_domains(store, settings)
         first_token = await ensure_admin_token(store)
-        if first_token:
+        if first_token and json_logs():  # the log stays JSON, one object per line
+            log.info("no admin token existed, so one was created; it is shown only this once: %s (use it as "
+                     "'Authorization: Bearer <token>' on the management API)", first_token)
+        elif first_token:
             # Like a first-run password: printed once, only its hash is kept.
             print(f"\n  No admin token existed, so one was created. It is shown only this once:\n\n"
                   f"      {first_token}\n\n  Use it as 'Authorization: Bearer <token>' on the management API.\n",
