@@ -225,7 +225,8 @@ def management_kind(path: str) -> str:
 
 class RequestMetrics:
     """ASGI middleware (outermost): times every management request to its last byte, and counts
-    API requests by role and status (the role of the token auth.py accepted, else `none`)."""
+    API requests by role and status (the role of the token auth.py accepted, else `none`) as the
+    answer starts, so a client that has its answer finds it counted."""
 
     def __init__(self, app, metrics: ManagementMetrics):
         self.app, self.metrics = app, metrics
@@ -233,22 +234,27 @@ class RequestMetrics:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        started, status = time.perf_counter(), 500
+        started, counted = time.perf_counter(), False
+        kind = management_kind(scope["path"])
 
-        async def noting_status(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, noting_status)
-        finally:
-            kind = management_kind(scope["path"])
-            self.metrics.latency.observe(f"latency:management:{kind}", time.perf_counter() - started)
+        def count(status: int) -> None:
+            nonlocal counted
+            counted = True
             if kind == "api":
                 principal = scope.get("state", {}).get("principal")
                 self.metrics.api_requests.labels(principal.role if principal else "none", str(status)).inc()
+
+        async def counting(message):
+            if message["type"] == "http.response.start":
+                count(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting)
+        finally:
+            if not counted:  # it failed before answering: uvicorn answers 500
+                count(500)
+            self.metrics.latency.observe(f"latency:management:{kind}", time.perf_counter() - started)
 
 
 router = APIRouter(tags=["health"])

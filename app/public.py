@@ -267,13 +267,13 @@ class PublicApp:
             status, response_headers, body = notice.status, FALLBACK_HEADERS, FALLBACK_PAGE
 
         elapsed = time.perf_counter() - started
+        metrics.worker.request(listener, client.kind, elapsed)  # before the journal: timed by the time it is stored
         self.journal.append(encode((
             self._source, next(self._sequence), received_ns, self.node, host, notice.domain, scheme, method, raw_path,
             query, http_version, client_ip, client_port, peer_ip, peer_port,
             server[0] if server else None, server[1] if server else None,  # the local address: behind a proxy, its side
             self._pack_headers(headers), body_size, body_sha256, form_body, status, elapsed * 1000, error,
         )))
-        metrics.worker.request(listener, client.kind, elapsed)
         if not isinstance(response_headers, bytes):
             response_headers = header_block(response_headers)
         return status, response_headers + b"content-length: %d\r\n" % len(body), body
