@@ -21,8 +21,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.utils import floatToGoString
 
 from .clients import CLIENT_KINDS, OTHER
-from .status import (BATCH_BOUNDS, COMMIT_BOUNDS_S, LATENCY_BOUNDS_S, MANAGEMENT_KINDS, PUBLIC_LISTENERS, TLS_OUTCOMES,
-                     WORKER_FIELDS, Counters, pipeline_status)
+from .status import (BATCH_BOUNDS, COMMIT_BOUNDS_S, LATENCY_BOUNDS_S, MANAGEMENT_FIELDS, MANAGEMENT_KINDS, PUBLIC_LISTENERS,
+                     TLS_OUTCOMES, WORKER_FIELDS, Counters, pipeline_status)
 
 SECONDS = 1_000_000  # histogram sums of seconds are kept in microseconds (integers in the arrays)
 LISTENER_OF_SCHEME = {"http": "public_http", "https": "public_tls"}
@@ -205,11 +205,12 @@ class ManagementMetrics:
     def __init__(self, pipeline, limiter):
         disable_created_metrics()  # no `_created` series beside each counter: a restart already shows as a reset
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(PipelineCollector(pipeline, limiter))
+        if pipeline is not None:  # (an app made only for its OpenAPI schema has no processes to report)
+            self.registry.register(PipelineCollector(pipeline, limiter))
         self.api_requests = Counter("seized_api_requests", "Management-API requests by the token's role (none: no "
                                     "valid token) and status.", ["role", "status"], registry=self.registry)
-        self.latency = Histograms(pipeline.management, [f"latency:management:{k}" for k in MANAGEMENT_KINDS],
-                                  LATENCY_BOUNDS_S, SECONDS)
+        own = pipeline.management if pipeline is not None else Counters(MANAGEMENT_FIELDS, [0] * len(MANAGEMENT_FIELDS))
+        self.latency = Histograms(own, [f"latency:management:{k}" for k in MANAGEMENT_KINDS], LATENCY_BOUNDS_S, SECONDS)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
