@@ -1,7 +1,7 @@
 """`seized serve --log-format json`, as a real server: every line it writes is one JSON object, each
 event is written once, listeners say they started once each, and requests the lenient parser
 handles as designed (the hostile corpus, an oversized head, TLS garbage, a refused handshake, a bad
-API token) log no WARNING."""
+API token, a head too slow, an unknown method with raw bytes, a client gone mid-head) log no WARNING."""
 
 import json
 import logging
@@ -47,16 +47,21 @@ def tls_refused(port: int) -> None:
 
 def test_json_log_one_line_per_event_and_no_warning_for_handled_requests(tmp_path, databases):
     tls_port = free_port()
-    server = Server(tmp_path / "s", db_url=databases.url(tmp_path / "s"), settings={"tls": [f"127.0.0.1:{tls_port}"]})
+    server = Server(tmp_path / "s", db_url=databases.url(tmp_path / "s"),
+                    settings={"tls": [f"127.0.0.1:{tls_port}"], "header_timeout_s": 1})
     process = start_with_json_logs(server)
     try:
         for data in CORPUS.values():
             exchange(server.public_port, data)
         assert raw_request(server.public_port, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n").status == 431
+        assert raw_request(server.public_port, b"GET /slow HTTP/1.1\r\nHost: x\r\n").status == 408  # head never ends
+        assert raw_request(server.public_port, b"BREW /\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").status == 451
+        with socket.create_connection(("127.0.0.1", server.public_port)) as leaving:
+            leaving.sendall(b"GET /left HTTP/1.1\r\nHost: x\r\n")  # and gone mid-head
         exchange(tls_port, b"\x16\x03\x01\x00\x05garbage-that-is-no-client-hello")
         tls_refused(tls_port)
         assert httpx.get(server.admin_url("/api/v1/hits"), headers={"Authorization": "Bearer nope"}).status_code == 401
-        expected = len(CORPUS) + 3
+        expected = len(CORPUS) + 6
 
         def stored():
             health = httpx.get(server.admin_url("/readyz"), timeout=5).json()
