@@ -99,6 +99,7 @@ class Ingest:
         self.settings = settings
         self.counters = counters
         self.metrics = IngestMetrics(counters)
+        self.metrics.recall_checkpoint(settings.witness_file, settings.node)
         self.directory = settings.journal_dir
         self.match_key = settings.match_key.get_secret_value().encode() if settings.match_key else None
         self.geo = GeoLookup(settings.geoip_city_db, settings.geoip_asn_db)

@@ -12,8 +12,12 @@ what only it sees (API requests by role and status) is counted by prometheus-cli
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from bisect import bisect_left
+from datetime import datetime
+from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, disable_created_metrics, generate_latest
@@ -27,6 +31,7 @@ from .status import (BATCH_BOUNDS, COMMIT_BOUNDS_S, LATENCY_BOUNDS_S, MANAGEMENT
 SECONDS = 1_000_000  # histogram sums of seconds are kept in microseconds (integers in the arrays)
 LISTENER_OF_SCHEME = {"http": "public_http", "https": "public_tls"}
 LATENCY_BOUNDS_US = tuple(round(bound * SECONDS) for bound in LATENCY_BOUNDS_S)
+WITNESS_TAIL = 256 * 1024  # bytes of the witness file read at start for the newest checkpoint
 
 
 class Histograms:
@@ -94,9 +99,29 @@ class IngestMetrics:
         self.batches.observe("batch_hits", hits)
         self.commits.observe("commit_seconds", seconds)
 
-    def checkpointed(self, signed: bool) -> None:
-        self.counters["last_checkpoint_ns"] = time.time_ns()
+    def checkpointed(self, signed: bool, at_ns: int | None = None) -> None:
+        self.counters["last_checkpoint_ns"] = at_ns or time.time_ns()
         self.counters["last_checkpoint_signed"] = int(signed)
+
+    def recall_checkpoint(self, witness_file: Path | None, node: str) -> None:
+        """At start: the newest checkpoint of `node` in the witness file's tail (the database has
+        every checkpoint, but no cheap way to ask for the newest), so its age is known before this
+        run makes one. Nothing found or readable: unknown until then."""
+        try:
+            with open(witness_file, "rb") as file:
+                file.seek(max(0, file.seek(0, os.SEEK_END) - WITNESS_TAIL))
+                lines = file.read().splitlines()
+        except (OSError, TypeError):
+            return
+        for line in reversed(lines):
+            try:
+                checkpoint = json.loads(line)
+                if checkpoint["node"] == node:
+                    at = datetime.fromisoformat(checkpoint["at"].replace("Z", "+00:00"))
+                    self.checkpointed(bool(checkpoint.get("signature")), int(at.timestamp() * 1e9))
+                    return
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # a torn first line of the tail, or not a checkpoint
 
     def unchecked(self, hits: int) -> None:
         self.counters["unchecked_hits"] = hits
@@ -155,8 +180,8 @@ class PipelineCollector:
 
         yield counter("seized_chain_checkpoints", "Chain checkpoints made by this node's ingest.", ingest["checkpoints"])
         yield gauge("seized_chain_unchecked_hits", "Stored hits no checkpoint covers yet.", ingest["unchecked_hits"])
-        if ingest["last_checkpoint_ns"]:  # none made since the server started: no age to tell
-            yield gauge("seized_chain_checkpoint_age_seconds", "Seconds since the newest checkpoint this node made.",
+        if ingest["last_checkpoint_ns"]:  # none made and none in the witness file: no age to tell
+            yield gauge("seized_chain_checkpoint_age_seconds", "Seconds since this node's newest checkpoint.",
                         max(0.0, (time.time_ns() - ingest["last_checkpoint_ns"]) / 1e9))
             yield gauge("seized_chain_checkpoint_signed", "1 if the newest checkpoint is signed (signing_key_file).",
                         ingest["last_checkpoint_signed"])

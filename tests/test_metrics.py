@@ -2,9 +2,11 @@
 and TLS listeners and the management API moves each metric by exactly that much, read back through
 prometheus-client's own parser of the text format."""
 
+import json
 import socket
 import ssl
 import time
+from datetime import datetime
 
 import httpx
 import pytest
@@ -149,3 +151,26 @@ def test_metrics_need_no_token_and_the_public_port_has_none(metrics_server):
     assert httpx.get(metrics_server.admin_url("/metrics"), timeout=30).status_code == 200
     answer = request(metrics_server.public_port, target="/metrics")
     assert answer.status == 451 and b"seized_hits_received_total" not in answer.body
+
+
+def test_checkpoint_age_is_known_again_right_after_a_restart(metrics_server):
+    """The newest checkpoint is taken from the witness file at start, before this run makes one."""
+    srv = metrics_server
+    request(srv.public_port, target="/metrics-before-restart")
+
+    def checkpointed():
+        now = scrape(srv)
+        return not value(now, "seized_chain_unchecked_hits") and \
+            value(now, "seized_hits_stored_total") == value(now, "seized_hits_received_total")
+
+    wait_for(checkpointed, message="the hit was not stored and checkpointed")
+    assert srv.stop() == 0
+    newest = json.loads((srv.directory / "witness" / "checkpoints.jsonl").read_text().splitlines()[-1])
+    at = datetime.fromisoformat(newest["at"].replace("Z", "+00:00")).timestamp()
+    srv.start()
+    asked = time.time()
+    samples = scrape(srv)
+    answered = time.time()
+    assert value(samples, "seized_chain_checkpoints_total") == 0  # none made by this run (no new hits)
+    assert asked - at - 0.001 <= value(samples, "seized_chain_checkpoint_age_seconds") <= answered - at + 0.001
+    assert value(samples, "seized_chain_checkpoint_signed") == 0
