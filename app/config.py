@@ -184,6 +184,10 @@ class Settings(BaseSettings):
     auth_failure_limit: int = 10
     auth_failure_window_s: float = 60.0
 
+    # The log on stderr: `text` (one line per event, for people) or `json` (one JSON object per line:
+    # time, level, process, logger, message, exception; for log shippers).
+    log_format: Literal["text", "json"] = "text"
+
     # The notice's HTML templates and its stylesheet and images; default: the copies seized ships with.
     templates_dir: Path = Field(default_factory=lambda: bundled("templates"))
     static_dir: Path = Field(default_factory=lambda: bundled("static"))

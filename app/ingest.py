@@ -31,6 +31,7 @@ from .evidence import NODE, chain_rows, checkpoint_message, load_signing_key, pu
 from .clock import StepWatch, clock_state
 from .witness import Witness
 from .geo import GeoLookup
+from .metrics import IngestMetrics
 from .process import die_with_parent, quiet_gc, run_async, setup_logging
 from .record import RowBuilder, utc_text
 from .status import INGEST_FIELDS, Counters
@@ -97,6 +98,8 @@ class Ingest:
     def __init__(self, settings: Settings, counters: Counters):
         self.settings = settings
         self.counters = counters
+        self.metrics = IngestMetrics(counters)
+        self.metrics.recall_checkpoint(settings.witness_file, settings.node)
         self.directory = settings.journal_dir
         self.match_key = settings.match_key.get_secret_value().encode() if settings.match_key else None
         self.geo = GeoLookup(settings.geoip_city_db, settings.geoip_asn_db)
@@ -304,6 +307,7 @@ class Ingest:
         linked, heads = chain_rows(rows, self.heads)
         self.check_identity()
         previous = self.progress.get(segment, (0, 0))
+        started = time.perf_counter()
         try:
             await self.store.ingest_batch(linked, {segment: (position, total)}, gaps)
         except DuplicateHits:
@@ -321,6 +325,9 @@ class Ingest:
             self.chain_length[row[NODE]] += 1
             self.unchecked[row[NODE]] = self.unchecked.get(row[NODE], 0) + 1
         self.counters.add("ingested", len(linked))
+        if linked:  # (a commit may carry only a gap or the segment's progress)
+            self.metrics.committed(len(linked), time.perf_counter() - started)
+        self.metrics.unchecked(sum(self.unchecked.values()))
         if gaps:
             self.counters.add("gaps", len(gaps))
             self.counters.add("gap_bytes", sum(g["length"] for g in gaps))
@@ -365,6 +372,8 @@ class Ingest:
             await self.witness.publish(checkpoint)  # after the database has it: the witness never runs ahead
             self.unchecked[node] = 0
             self.counters.add("checkpoints")
+            self.metrics.checkpointed(signature is not None)
+            self.metrics.unchecked(sum(self.unchecked.values()))
         if due:
             self.last_checkpoint = time.monotonic()
 

@@ -16,6 +16,7 @@ from functools import lru_cache
 from http import HTTPStatus
 from urllib.parse import quote
 
+from . import metrics
 from .assets import Assets
 from .capture import ClientResolver, unmapped
 from .clients import VOD_EXTENSIONS, ClientInfo, classify
@@ -245,6 +246,7 @@ class PublicApp:
         `not_http`: bytes that do not read as an HTTP request get a plain 400 instead of the notice."""
         host, accept_language, notice = self._notice_for(headers)
         peer_ip, peer_port = peer or (None, None)
+        listener = scheme  # the connection's own (http, or https on the TLS listener), for the metrics
         # The client: the TCP peer, or whom a trusted proxy's PROXY header named; then its forwarding header.
         client_ip, client_port, scheme = self.resolver.resolve(*(proxied or (peer_ip, peer_port)), headers, scheme)
         try:
@@ -264,11 +266,13 @@ class PublicApp:
             log.exception("building the notice failed; sending the fallback page")
             status, response_headers, body = notice.status, FALLBACK_HEADERS, FALLBACK_PAGE
 
+        elapsed = time.perf_counter() - started
+        metrics.worker.request(listener, client.kind, elapsed)  # before the journal: timed by the time it is stored
         self.journal.append(encode((
             self._source, next(self._sequence), received_ns, self.node, host, notice.domain, scheme, method, raw_path,
             query, http_version, client_ip, client_port, peer_ip, peer_port,
             server[0] if server else None, server[1] if server else None,  # the local address: behind a proxy, its side
-            self._pack_headers(headers), body_size, body_sha256, form_body, status, (time.perf_counter() - started) * 1000, error,
+            self._pack_headers(headers), body_size, body_sha256, form_body, status, elapsed * 1000, error,
         )))
         if not isinstance(response_headers, bytes):
             response_headers = header_block(response_headers)

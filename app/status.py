@@ -9,13 +9,37 @@ import multiprocessing
 import os
 import time
 
+from .clients import CLIENT_KINDS
 from .journal import WRITER_COUNTERS
 
+# Histograms for the metrics (metrics.py), kept in the same arrays: per bucket the count of values
+# up to its bound (not cumulative; the last bucket is +Inf), then the sum in millionths of the unit.
+LATENCY_BOUNDS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BOUNDS = (1, 10, 100, 500, 1000, 2500, 5000, 10000, 50000)
+COMMIT_BOUNDS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+PUBLIC_LISTENERS = ("public_http", "public_tls")
+MANAGEMENT_KINDS = ("api", "probe", "metrics", "other")
+# How TLS connections went: the handshake done, plain HTTP on the TLS port, or why it failed.
+TLS_OUTCOMES = ("ok", "plain_http", "malformed_hello", "no_certificate", "handshake_failed", "timeout", "client_closed")
+
+
+def histogram_fields(name: str, bounds: tuple) -> tuple[str, ...]:
+    return (*(f"{name}:bucket{i}" for i in range(len(bounds) + 1)), f"{name}:sum")
+
+
+def latency_fields(listener: str, kinds: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(field for kind in kinds for field in histogram_fields(f"latency:{listener}:{kind}", LATENCY_BOUNDS_S))
+
+
 # Each process writes its own fields; the supervisor writes "alive" and "restarts".
-WORKER_FIELDS = (*WRITER_COUNTERS, "pid", "started_ns", "connections", "alive", "restarts")
-MANAGEMENT_FIELDS = ("pid", "started_ns", "alive", "restarts")
+WORKER_FIELDS = (*WRITER_COUNTERS, "pid", "started_ns", "connections", "alive", "restarts",
+                 *(f"tls:{outcome}" for outcome in TLS_OUTCOMES),
+                 *(field for listener in PUBLIC_LISTENERS for field in latency_fields(listener, CLIENT_KINDS)))
+MANAGEMENT_FIELDS = ("pid", "started_ns", "alive", "restarts", *latency_fields("management", MANAGEMENT_KINDS))
 INGEST_FIELDS = ("ingested", "duplicates", "gaps", "gap_bytes", "backlog_hits", "backlog_bytes", "oldest_pending_ns",
-                 "database_ok", "heartbeat_ns", "pid", "started_ns", "checkpoints", "segments", "alive", "restarts")
+                 "database_ok", "heartbeat_ns", "pid", "started_ns", "checkpoints", "segments", "alive", "restarts",
+                 "last_checkpoint_ns", "last_checkpoint_signed", "unchecked_hits",
+                 *histogram_fields("batch_hits", BATCH_BOUNDS), *histogram_fields("commit_seconds", COMMIT_BOUNDS_S))
 HEARTBEAT_STALE = 5.0  # seconds without an ingest heartbeat: report it stuck
 
 

@@ -20,6 +20,7 @@ import logging
 import ssl
 from collections.abc import Callable
 
+from . import metrics
 from .tls import NEED_MORE, CertificateStore, ClientHello, MalformedClientHello, parse_client_hello
 
 log = logging.getLogger("seized.tls")
@@ -80,7 +81,7 @@ class TlsConnection(asyncio.Protocol):
         try:
             hello = parse_client_hello(self.buffer)
         except MalformedClientHello as error:
-            return self._fail(None, f"not a readable ClientHello: {error}")
+            return self._fail(None, f"not a readable ClientHello: {error}", "malformed_hello")
         if hello == NEED_MORE:
             return None
         if hello is None:  # no TLS at all: most likely plain HTTP sent to the TLS port
@@ -89,7 +90,7 @@ class TlsConnection(asyncio.Protocol):
         try:
             context = self.store.context_for(hello.server_name)
         except Exception as error:  # noqa: BLE001 - a certificate that cannot be made is a failed handshake, logged
-            return self._fail(hello, f"no certificate for {hello.server_name!r}: {error}")
+            return self._fail(hello, f"no certificate for {hello.server_name!r}: {error}", "no_certificate")
         self.ssl = context.wrap_bio(self.incoming, self.outgoing, server_side=True)
         self.incoming.write(self.buffer)
         self.buffer = b""
@@ -103,7 +104,8 @@ class TlsConnection(asyncio.Protocol):
             return
         except (ssl.SSLError, ValueError) as error:
             self._flush()  # the alert that says why
-            return self._fail(self.hello, f"TLS handshake failed: {getattr(error, 'reason', None) or error}")
+            return self._fail(self.hello, f"TLS handshake failed: {getattr(error, 'reason', None) or error}",
+                              "handshake_failed")
         self._flush()
         self._hand_over(self.ssl)
         self._plaintext()
@@ -112,6 +114,7 @@ class TlsConnection(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
         self.ended = True
+        metrics.worker.tls("ok" if ssl_object is not None else "plain_http")
         self.inner = self.make_inner()
         headers = tls_headers(self.hello, "ok", ssl_object) if ssl_object is not None else None
         self.inner.connection_made(_Plaintext(self, headers))
@@ -119,10 +122,12 @@ class TlsConnection(asyncio.Protocol):
             buffered, self.buffer = self.buffer, b""
             self.inner.data_received(buffered)
 
-    def _fail(self, hello: ClientHello | None, reason: str) -> None:
+    def _fail(self, hello: ClientHello | None, reason: str, outcome: str) -> None:
+        """`outcome`: the reason's kind, for the metrics (status.TLS_OUTCOMES)."""
         if self.ended:
             return
         self.ended = True
+        metrics.worker.tls(outcome)
         if self.timer is not None:
             self.timer.cancel()
         peer, server = self.transport.get_extra_info("peername"), self.transport.get_extra_info("sockname")
@@ -134,7 +139,7 @@ class TlsConnection(asyncio.Protocol):
 
     def _timed_out(self) -> None:
         if not self.ended:
-            self._fail(self.hello, f"no TLS handshake within {self.handshake_timeout:g} s")
+            self._fail(self.hello, f"no TLS handshake within {self.handshake_timeout:g} s", "timeout")
 
     # -- after it ----------------------------------------------------------------------------
 
@@ -170,7 +175,7 @@ class TlsConnection(asyncio.Protocol):
     def eof_received(self):
         if self.inner is not None:
             return self.inner.eof_received()
-        self._fail(self.hello, "the client closed the connection during the TLS handshake")
+        self._fail(self.hello, "the client closed the connection during the TLS handshake", "client_closed")
         return None
 
     def connection_lost(self, exc) -> None:
@@ -179,7 +184,7 @@ class TlsConnection(asyncio.Protocol):
         if self.inner is not None:
             self.inner.connection_lost(exc)
         else:
-            self._fail(self.hello, "the connection ended during the TLS handshake")
+            self._fail(self.hello, "the connection ended during the TLS handshake", "client_closed")
 
     def pause_writing(self) -> None:
         if self.inner is not None:

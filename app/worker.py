@@ -13,6 +13,7 @@ import signal
 import socket
 import time
 
+from . import metrics
 from .assets import Assets
 from .capture import ClientResolver
 from .config import Settings
@@ -36,6 +37,7 @@ def run(settings: Settings, socks: list[socket.socket], index: int, tls_socks: l
     setup_logging(f"worker-{index}")
     counters = Counters(WORKER_FIELDS, array)
     counters.mark_started()
+    metrics.bind_worker(counters)
     # Descriptors beyond the connections: the journal, the listening sockets, the video files, logs.
     by_files = max(64, raise_file_limit() - 256)
     HttpConnection.max_connections = min(settings.max_connections or by_files, by_files)
@@ -57,6 +59,11 @@ def raise_file_limit() -> int:
     log.info("open-file limit %s (hard %s): at most about that many connections at once", soft,
              "unlimited" if hard == resource.RLIM_INFINITY else hard)
     return soft
+
+
+def _address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def serve(settings: Settings, socks: list[socket.socket], index: int, counters: Counters,
@@ -92,7 +99,9 @@ async def serve(settings: Settings, socks: list[socket.socket], index: int, coun
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     quiet_gc()
-    log.info("worker %d listening (pid %d), journal %s", index, counters["pid"], journal.path and journal.path.name)
+    log.info("worker %d listening on %s (pid %d), journal %s", index, ", ".join(
+        f"{scheme}://{address}" for scheme, group in (("http", socks), ("https", tls_socks)) for address in map(_address, group)),
+        counters["pid"], journal.path and journal.path.name)
 
     while not stopping.is_set():
         try:

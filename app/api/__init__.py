@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from .. import __version__, dashboard
+from .. import __version__, dashboard, metrics
 from . import audit, domains, evidence, health, hits, resolvers, subjects, tokens
 from .docs import serve_docs
 from ..evidence import trusted_keys
@@ -33,11 +33,13 @@ def create_management_app(*, store, pipeline, settings) -> FastAPI:
     app.state.limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_s)
     app.state.trusted_keys = trusted_keys(settings)  # read once: a bad key fails the start, not a request
     app.state.tsa_certificate = settings.tsa_certificate.read_bytes() if settings.tsa_certificate else None
-    for module in (health, hits, evidence, subjects, resolvers, domains, tokens, audit):  # resolvers first: /domains/export is no domain name
+    app.state.metrics = metrics.ManagementMetrics(pipeline, app.state.limiter)
+    for module in (health, metrics, hits, evidence, subjects, resolvers, domains, tokens, audit):  # resolvers first: /domains/export is no domain name
         app.include_router(module.router)
     serve_docs(app, settings.static_dir / "docs")
     dashboard.install(app, settings)  # /dashboard: the investigators' pages, audited like the API
     app.add_middleware(audit.AuditMiddleware, store=store)
+    app.add_middleware(metrics.RequestMetrics, metrics=app.state.metrics)  # added last: outermost, times it all
 
     async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
         log.warning("%s %s: the database is unavailable: %s", request.method, request.url.path, error)

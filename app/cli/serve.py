@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import enum
 import json
+import os
 import time
 from typing import Annotated, Optional
 
 import typer
 
 from .common import ConfigOption, DataDirOption, DbOption, cli_settings
+
+
+class LogFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
 
 
 def serve(
@@ -22,11 +29,17 @@ def serve(
     data_dir: DataDirOption = None,
     workers: Annotated[Optional[int], typer.Option(min=1, max=64, help="Public listener processes [1].")] = None,
     node: Annotated[Optional[str], typer.Option(help="This node's id, stored with every hit.")] = None,
+    log_format: Annotated[Optional[LogFormat], typer.Option(
+        help="The log on stderr: text, or json (one object per line) [text].")] = None,
 ):
     """Start the public notice listener(s), the ingest process and the management listener."""
+    from ..process import LOG_FORMAT_VARIABLE
     from ..server import run
 
-    run(cli_settings(config, public=public, tls=tls, admin=admin, db=db, data_dir=data_dir, workers=workers, node=node))
+    settings = cli_settings(config, public=public, tls=tls, admin=admin, db=db, data_dir=data_dir, workers=workers,
+                            node=node, log_format=log_format.value if log_format else None)
+    os.environ[LOG_FORMAT_VARIABLE] = settings.log_format  # for this process and every one it spawns
+    run(settings)
 
 
 def status(config: ConfigOption = None, data_dir: DataDirOption = None):
