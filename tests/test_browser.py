@@ -1,27 +1,17 @@
 """The notice as a visitor sees it, in a real headless Chromium (Debian's, driven by Playwright)."""
 
-import shutil
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import sync_playwright
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from browser import headless_chromium
 
 
 @pytest.fixture(scope="module")
 def browser(server):
-    if not shutil.which("chromium"):
-        pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        # The seized domain resolves to our test server, as DNS does after a seizure.
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--host-resolver-rules=MAP seized-iptv.example 127.0.0.1, MAP *.seized-iptv.example 127.0.0.1",
-        ])
+    # The seized domain resolves to our test server, as DNS does after a seizure.
+    with headless_chromium("MAP seized-iptv.example 127.0.0.1, MAP *.seized-iptv.example 127.0.0.1") as chromium:
         yield chromium
-        chromium.close()
 
 
 def test_visible_notice_in_chromium(server, browser):

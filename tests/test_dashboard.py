@@ -6,19 +6,18 @@ no console error; screenshots kept in the test's temporary directory."""
 import csv
 import io
 import re
-import shutil
 import zipfile
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from conftest import started
+from browser import headless_chromium
 from helpers import wait_for
 from test_geo import ASN, CITY, write_asn, write_city
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Each test its own domains, so that whatever order they run in, one test's hits are not another's.
 COUNTED = ["count-a.example", "count-b.example"]  # 7 and 3 hits
 EDITED = ["edit-a.example", "edit-b.example"]
@@ -49,14 +48,8 @@ def dash(tmp_path_factory, databases):
 
 @pytest.fixture(scope="module")
 def browser(dash):
-    if not shutil.which("chromium"):
-        pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+    with headless_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 class Watched:

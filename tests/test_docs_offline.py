@@ -8,11 +8,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import sync_playwright
 
 from helpers import PROJECT
+from browser import headless_chromium
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.backends("sqlite")  # the page and its files do not depend on the store: once is enough
 ASSETS = {  # packaged file -> the content type it must be served with
     "swagger-ui-bundle.js": "text/javascript",
@@ -23,18 +22,10 @@ ASSETS = {  # packaged file -> the content type it must be served with
 
 @pytest.fixture(scope="module")
 def chromium():
-    if not shutil.which("chromium"):
-        pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        # Every name but the listener's own address resolves to nothing, as on an offline network:
-        # a request for a CDN would fail here, and is recorded either way.
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        ])
+    # Every name but the listener's own address resolves to nothing, as on an offline network:
+    # a request for a CDN would fail here, and is recorded either way.
+    with headless_chromium("MAP * ~NOTFOUND, EXCLUDE 127.0.0.1") as browser:
         yield browser
-        browser.close()
 
 
 def test_docs_render_from_the_host_alone(server, chromium, tmp_path):
