@@ -23,7 +23,7 @@ from .clients import VOD_EXTENSIONS, ClientInfo, classify
 from .domains import DomainTable, Notice
 from .journal import encode, pack_headers
 from .notice.html import HtmlNotice
-from .notice.iptv import RESPONDERS, IptvNotice
+from .notice.iptv import RESPONDERS, IptvNotice, visit_texts
 from .notice.texts import choose_language
 from .notice.video import HLS_TYPE, MP4_TYPE, TS_TYPE, NoticeVideos, hls_playlist, ranged, video_lines
 from .record import utc_second
@@ -286,18 +286,20 @@ class PublicApp:
         lang = self._language(accept_language, notice.language)
         responder = RESPONDERS.get(client.route)
         if responder is not None:
-            return responder(self._iptv_notice(notice, lang, client_ip, host, scheme, server, received_ns), client.params)
+            return responder(self._iptv_notice(notice, lang, client_ip, client_port, host, scheme, server, received_ns),
+                             client.params)
         body = self.html.render_fast(notice, lang, client_ip or "", "" if client_port is None else str(client_port),
                                      display_time(received_ns))
         return notice.status, self.notice_headers(notice, lang), body
 
-    def _iptv_notice(self, notice: Notice, lang: str, client_ip, host: bytes, scheme: str, server, received_ns: int) -> IptvNotice:
-        t = self.languages[lang]
-        case = t["iptv_case"].format(case_ref=notice.case_ref) if notice.case_ref else ""
+    def _iptv_notice(self, notice: Notice, lang: str, client_ip, client_port, host: bytes, scheme: str, server,
+                     received_ns: int) -> IptvNotice:
+        # Per request: its texts carry this visitor's IP, port and time (nothing of it is cached).
+        texts = visit_texts(self.languages[lang], notice.agency, notice.case_ref, client_ip, client_port,
+                            display_time(received_ns))
         base_url, host_name, port = self._base_url(host, scheme, server)
         return IptvNotice(
-            title=t["iptv_title"], message=t["iptv_message"].format(agency=notice.agency, case=case, ip=client_ip or "?"),
-            base_url=base_url, host=host_name, port=port, scheme=scheme, lang=lang, now=received_ns // 1_000_000_000)
+            **texts, base_url=base_url, host=host_name, port=port, scheme=scheme, lang=lang, now=received_ns // 1_000_000_000)
 
     def tls_failed(self, peer, server, sni: str | None, headers, reason: str) -> None:
         """A TLS connection that never carried a request (its handshake failed: a client rejecting our
