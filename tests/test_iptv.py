@@ -18,7 +18,10 @@ from conftest import MATCH_KEY
 from helpers import request
 
 HOST = "seized-iptv.example"
-TITLE = "THIS SERVICE HAS BEEN SEIZED"
+# What a client connecting from 127.0.0.1 is shown as a name, and how its programme title begins
+# (the port and time follow: tests/test_iptv_visit.py checks them).
+NAME = "SEIZED – your IP 127.0.0.1 recorded"
+HEADLINE = "SEIZED – recorded: your IP 127.0.0.1, port "
 AGENCY = "Test Police Cyber Unit"
 
 
@@ -65,16 +68,17 @@ def test_unknown_or_missing_action_gets_the_login_answer(iptv_server, action):
 
 
 @pytest.mark.parametrize("action, check", [
-    ("get_live_categories", lambda d: d[0]["category_name"] == TITLE and isinstance(d[0]["parent_id"], int)),
-    ("get_vod_categories", lambda d: d[0]["category_name"] == TITLE),
-    ("get_series_categories", lambda d: d[0]["category_name"] == TITLE),
-    ("get_live_streams", lambda d: d[0]["name"] == TITLE and d[0]["stream_type"] == "live" and d[0]["epg_channel_id"] == "notice"),
-    ("get_vod_streams", lambda d: d[0]["name"] == TITLE and d[0]["container_extension"] == "mp4"),
-    ("get_series", lambda d: d[0]["name"] == TITLE and AGENCY in d[0]["plot"]),
-    ("get_series_info&series_id=3", lambda d: d["episodes"]["1"][0]["title"] == TITLE and AGENCY in d["info"]["plot"]),
-    ("get_vod_info&vod_id=2", lambda d: d["movie_data"]["name"] == TITLE and AGENCY in d["info"]["plot"]),
+    ("get_live_categories", lambda d: d[0]["category_name"] == NAME and isinstance(d[0]["parent_id"], int)),
+    ("get_vod_categories", lambda d: d[0]["category_name"] == NAME),
+    ("get_series_categories", lambda d: d[0]["category_name"] == NAME),
+    ("get_live_streams", lambda d: d[0]["name"] == NAME and d[0]["stream_type"] == "live" and d[0]["epg_channel_id"] == "notice"),
+    ("get_vod_streams", lambda d: d[0]["name"] == NAME and d[0]["container_extension"] == "mp4"),
+    ("get_series", lambda d: d[0]["name"] == NAME and AGENCY in d[0]["plot"]),
+    ("get_series_info&series_id=3",
+     lambda d: d["episodes"]["1"][0]["title"].startswith(HEADLINE) and AGENCY in d["info"]["plot"]),
+    ("get_vod_info&vod_id=2", lambda d: d["movie_data"]["name"] == NAME and AGENCY in d["info"]["plot"]),
     ("get_short_epg&stream_id=1&limit=4",
-     lambda d: base64.b64decode(d["epg_listings"][0]["title"]).decode() == TITLE
+     lambda d: base64.b64decode(d["epg_listings"][0]["title"]).decode().startswith(HEADLINE)
      and AGENCY in base64.b64decode(d["epg_listings"][0]["description"]).decode()),
     ("get_simple_data_table&stream_id=1",
      lambda d: d["epg_listings"][0]["now_playing"] == 1 and AGENCY in base64.b64decode(d["epg_listings"][0]["description"]).decode()),
@@ -89,7 +93,7 @@ def test_player_api_actions(iptv_server, action, check):
 def test_smarters_style_form_post(iptv_server):
     form = b"username=carol&password=form-secret&action=get_live_streams"
     response, row = get(iptv_server, "/player_api.php", "POST", [("Content-Type", "application/x-www-form-urlencoded")], form)
-    assert json.loads(response.body)[0]["name"] == TITLE
+    assert json.loads(response.body)[0]["name"] == NAME
     assert (row["account"], row["password_hmac"]) == ("carol", hmac_of("form-secret"))
     assert_clean(row, "form-secret")
 
@@ -103,10 +107,10 @@ def test_head_gets_headers_only(iptv_server):
 def test_panel_api(iptv_server):
     response, row = get(iptv_server, "/panel_api.php?username=erin&password=p")
     data = json.loads(response.body)
-    assert data["user_info"]["auth"] == 1 and data["categories"]["live"][0]["category_name"] == TITLE
-    assert data["available_channels"]["1"]["name"] == TITLE
+    assert data["user_info"]["auth"] == 1 and data["categories"]["live"][0]["category_name"] == NAME
+    assert data["available_channels"]["1"]["name"] == NAME
     epg = json.loads(get(iptv_server, "/panel_api.php?username=erin&password=p&action=get_epg&stream_id=1")[0].body)
-    assert base64.b64decode(epg[0]["title"]).decode() == TITLE
+    assert base64.b64decode(epg[0]["title"]).decode().startswith(HEADLINE)
     assert row["client_kind"] == "xtream_api" and row["account"] == "erin"
 
 
@@ -116,7 +120,7 @@ def test_enigma2_php_is_xml_with_base64_titles(iptv_server, kind):
     root = ET.fromstring(response.body)
     assert root.tag == "items"
     channel = root.find("channel")
-    assert base64.b64decode(channel.findtext("title")).decode() == TITLE
+    assert base64.b64decode(channel.findtext("title")).decode() == NAME
     assert AGENCY in base64.b64decode(channel.findtext("description")).decode()
     url = channel.findtext("stream_url") or channel.findtext("playlist_url")
     assert url.startswith(f"http://{HOST}/")
@@ -136,7 +140,7 @@ def test_m3u_plus_playlist(iptv_server):
     assert lines[0].startswith("#EXTM3U ") and f'x-tvg-url="http://{HOST}/xmltv.php"' in lines[0]
     extinf = [line for line in lines if line.startswith("#EXTINF")]
     assert len(extinf) == 1 and re.match(EXTINF, extinf[0])
-    assert 'tvg-id="notice"' in extinf[0] and extinf[0].endswith("," + TITLE)
+    assert 'tvg-id="notice"' in extinf[0] and extinf[0].endswith("," + NAME)
     url = lines[lines.index(extinf[0]) + 1]
     assert url == f"http://{HOST}/_seized/video/en.ts"
     assert AGENCY in response.text  # the comment line, for whoever opens the file
@@ -153,10 +157,13 @@ def test_m3u8_output_links_hls(iptv_server):
 def test_enigma_bouquet(iptv_server, kind):
     response, row = get(iptv_server, f"/get.php?username=hank&password=p&type={kind}&output=ts")
     lines = response.text.splitlines()
-    assert lines[0] == f"#NAME {TITLE}"
-    assert lines[1].startswith("#SERVICE 4097:0:1:") and lines[1].endswith(":" + TITLE)
+    assert lines[0] == f"#NAME {NAME}"
+    assert lines[1].startswith("#SERVICE 4097:0:1:") and lines[1].endswith(":" + NAME)
     assert f"http%3a//{HOST}/_seized/video/en.ts" in lines[1]
-    assert lines[2].startswith("#DESCRIPTION ") and AGENCY in lines[2]
+    assert lines[2].startswith(f"#DESCRIPTION {HEADLINE}{response.local_port}, ") and lines[2].endswith(" UTC")
+    # A marker (a line of text in the channel list) with the address alone.
+    address = f"Your IP address: 127.0.0.1 · Source port: {response.local_port}"
+    assert lines[3:] == [f"#SERVICE 1:64:1:0:0:0:0:0:0:0::{address}", f"#DESCRIPTION {address}"]
     assert row["client_kind"] == "playlist"
 
 
@@ -167,7 +174,7 @@ def test_xmltv(iptv_server):
     assert root.find("channel").get("id") == "notice"
     programme = root.find("programme")
     assert programme.get("channel") == "notice"
-    assert programme.findtext("title") == TITLE and AGENCY in programme.findtext("desc")
+    assert programme.findtext("title").startswith(HEADLINE) and AGENCY in programme.findtext("desc")
     from datetime import datetime, timezone
     start = datetime.strptime(programme.get("start"), "%Y%m%d%H%M%S %z")
     stop = datetime.strptime(programme.get("stop"), "%Y%m%d%H%M%S %z")
@@ -256,7 +263,7 @@ def test_mp4_range_requests(iptv_server):
 
 def test_italian_domain_gets_italian_video_and_texts(iptv_server):
     response, _ = get(iptv_server, "/player_api.php?username=u&password=p&action=get_live_streams", host="iptv-pirata.example")
-    assert json.loads(response.body)[0]["name"] == "QUESTO SERVIZIO È STATO SEQUESTRATO"
+    assert json.loads(response.body)[0]["name"] == "SEQUESTRATO – il tuo IP 127.0.0.1 registrato"
     playlist, _ = get(iptv_server, "/get.php?username=u&password=p", host="iptv-pirata.example")
     assert "http://iptv-pirata.example/_seized/video/it.ts" in playlist.text
 
@@ -291,9 +298,9 @@ def test_stalker_flow(iptv_server, base):
     events, _ = call("type=watchdog&action=get_events&cur_play_type=1&event_active_id=0&init=0", bearer)
     assert events["data"]["event"] == "send_msg" and AGENCY in events["data"]["msg"]
     channels, _ = call("type=itv&action=get_all_channels", bearer)
-    assert channels["data"][0]["name"] == TITLE and channels["data"][0]["cmd"].startswith("ffmpeg http://")
+    assert channels["data"][0]["name"] == NAME and channels["data"][0]["cmd"].startswith("ffmpeg http://")
     assert call("type=itv&action=get_ordered_list&genre=*&p=1", bearer)[0]["total_items"] == 1
-    assert call("type=itv&action=get_genres", bearer)[0][0]["title"] == TITLE
+    assert call("type=itv&action=get_genres", bearer)[0][0]["title"] == NAME
     link, _ = call("type=itv&action=create_link&cmd=ffmpeg%20http://x/1", bearer)
     assert link["cmd"].split(" ", 1)[1].endswith("/_seized/video/en.ts")
     auth, auth_row = call("type=stb&action=do_auth&login=magUser&password=mag-pass&device_id=DEV-1")
