@@ -33,7 +33,6 @@ class IptvNotice:
     """What one answer needs: the notice's texts for this visit (see visit_texts) and where our URLs
     point. Built per request, never shared: the texts hold one visitor's IP."""
 
-    title: str  # the notice's title alone (no per-visit value)
     message: str  # in full: authority, case, the visitor's IP, port and time (descriptions, plots, pop-ups)
     name: str  # short, for lists: seized and the visitor's IP (channel, category, genre and bouquet names)
     headline: str  # a programme title: seized, IP, port and time
@@ -63,7 +62,7 @@ def visit_texts(texts: dict[str, str], agency: str, case_ref: str | None, ip: st
     values = {"ip": ip or "?", "port": "" if port is None else texts["iptv_port"].format(port=port), "time": when}
     case = texts["iptv_case"].format(case_ref=case_ref) if case_ref else ""
     address = f"{texts['your_ip']}: {values['ip']}" + ("" if port is None else f" · {texts['your_port']}: {port}")
-    return {"title": texts["iptv_title"], "message": texts["iptv_visit"].format(agency=agency, case=case, **values),
+    return {"message": texts["iptv_visit"].format(agency=agency, case=case, **values),
             "name": texts["iptv_name"].format(**values), "headline": texts["iptv_headline"].format(**values),
             "address": address}
 
