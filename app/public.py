@@ -19,7 +19,7 @@ from urllib.parse import quote
 from . import metrics
 from .assets import Assets
 from .capture import ClientResolver, unmapped
-from .clients import VOD_EXTENSIONS, ClientInfo, classify
+from .clients import VOD_EXTENSIONS, ClientInfo, account_query, classify
 from .domains import DomainTable, Notice
 from .journal import encode, pack_headers
 from .notice.html import HtmlNotice
@@ -188,8 +188,9 @@ class PublicApp:
             lang = own.group(1) if own.group(1) in self.languages else lang
             extension, segment = own.group(2) or "ts", own.group(3)
         if extension == "m3u8":
-            base = self._base_url(host, "http", server)[0]
-            return 200, [(b"content-type", HLS_TYPE), *NO_STORE], hls_playlist(lambda i: f"{base}/_seized/video/{lang}/seg{i}.ts")
+            base, account = self._base_url(host, "http", server)[0], account_query(client.account)  # each segment: a hit of it
+            return 200, [(b"content-type", HLS_TYPE), *NO_STORE], \
+                hls_playlist(lambda i: f"{base}/_seized/video/{lang}/seg{i}.ts{account}")
         if segment is not None:
             name, content_type = f"seg{segment}.ts", TS_TYPE
         elif extension in VOD_EXTENSIONS:
@@ -286,18 +287,21 @@ class PublicApp:
         lang = self._language(accept_language, notice.language)
         responder = RESPONDERS.get(client.route)
         if responder is not None:
-            return responder(self._iptv_notice(notice, lang, client_ip, host, scheme, server, received_ns), client.params)
+            iptv = self._iptv_notice(notice, lang, client_ip, host, scheme, server, received_ns, client.account)
+            return responder(iptv, client.params)
         body = self.html.render_fast(notice, lang, client_ip or "", "" if client_port is None else str(client_port),
                                      display_time(received_ns))
         return notice.status, self.notice_headers(notice, lang), body
 
-    def _iptv_notice(self, notice: Notice, lang: str, client_ip, host: bytes, scheme: str, server, received_ns: int) -> IptvNotice:
+    def _iptv_notice(self, notice: Notice, lang: str, client_ip, host: bytes, scheme: str, server, received_ns: int,
+                     account: str | None = None) -> IptvNotice:
         t = self.languages[lang]
         case = t["iptv_case"].format(case_ref=notice.case_ref) if notice.case_ref else ""
         base_url, host_name, port = self._base_url(host, scheme, server)
         return IptvNotice(
             title=t["iptv_title"], message=t["iptv_message"].format(agency=notice.agency, case=case, ip=client_ip or "?"),
-            base_url=base_url, host=host_name, port=port, scheme=scheme, lang=lang, now=received_ns // 1_000_000_000)
+            base_url=base_url, host=host_name, port=port, scheme=scheme, lang=lang, now=received_ns // 1_000_000_000,
+            account=account)
 
     def tls_failed(self, peer, server, sni: str | None, headers, reason: str) -> None:
         """A TLS connection that never carried a request (its handshake failed: a client rejecting our

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from xml.sax.saxutils import escape as xml_escape
 
+from ..clients import account_query
+
 JSON = [(b"content-type", b"application/json; charset=utf-8")]
 # Every IPTV answer: not cached, and never sniffed into HTML by a browser that is shown one.
 NO_STORE = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
@@ -27,7 +29,8 @@ ENIGMA_TYPES = ("enigma", "dreambox", "gigablue", "octagon", "spark", "zorro", "
 
 @dataclass(frozen=True, slots=True)
 class IptvNotice:
-    """What one answer needs: the notice's short title and full message, and where our URLs point."""
+    """What one answer needs: the notice's short title and full message, where our URLs point, and
+    whose they are (every URL handed out carries the account, never the password)."""
 
     title: str
     message: str
@@ -37,9 +40,11 @@ class IptvNotice:
     scheme: str
     lang: str
     now: int  # epoch seconds
+    account: str | None = None  # Xtream username or Stalker MAC of the request answered
 
     def url(self, path: str) -> str:
-        return self.base_url + path
+        """A link we hand out: the player requests it as given, so it names the account itself."""
+        return self.base_url + path + account_query(self.account, "&" if "?" in path else "?")
 
     @property
     def logo(self) -> str:
@@ -195,7 +200,7 @@ def playlist(n: IptvNotice, params: dict[str, str]):
     stream = n.stream_url(extension)
     if kind.startswith(ENIGMA_TYPES):
         name = " ".join(n.title.split())
-        service = stream.replace(":", "%3a")
+        service = stream.replace("%", "%25").replace(":", "%3a")  # as Enigma2 encodes it: it decodes every %XX
         body = (f"#NAME {name}\n#SERVICE 4097:0:1:1:0:0:0:0:0:0:{service}:{name}\n"
                 f"#DESCRIPTION {' '.join(n.message.split())}\n")
         return 200, [(b"content-type", b"text/plain; charset=utf-8"), *NO_STORE], body.encode("utf-8")
