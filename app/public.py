@@ -188,7 +188,8 @@ class PublicApp:
             lang = own.group(1) if own.group(1) in self.languages else lang
             extension, segment = own.group(2) or "ts", own.group(3)
         if extension == "m3u8":
-            base, account = self._base_url(host, "http", server)[0], account_query(client.account)  # each segment: a hit of it
+            base = self._base_url(host, "http", server)[0]
+            account = account_query(client.account)  # each segment request is a hit of this account too
             return 200, [(b"content-type", HLS_TYPE), *NO_STORE], \
                 hls_playlist(lambda i: f"{base}/_seized/video/{lang}/seg{i}.ts{account}")
         if segment is not None:

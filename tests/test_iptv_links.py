@@ -6,7 +6,7 @@ would, FFmpeg's own HLS client among them."""
 
 import json
 import xml.etree.ElementTree as ET
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, unquote_to_bytes, urlsplit
 
 import av
 import m3u8
@@ -78,23 +78,10 @@ def handed_out(server, username: str) -> dict[str, str]:
     bouquet = get(server, f"/get.php?{q}&type=enigma22_script&output=ts")[0].text.splitlines()
     service = bouquet[1].removeprefix("#SERVICE ").split(":")
     # Enigma2 reads field 10 and decodes every %XX in it (eServiceReference): the link as it plays it.
-    urls["bouquet service"] = _enigma_decode(service[10])
+    urls["bouquet service"] = unquote_to_bytes(service[10]).decode("utf-8")
     guide = ET.fromstring(get(server, f"/xmltv.php?{q}")[0].body)
     urls["xmltv icon"] = guide.find("channel/icon").get("src")
     return urls
-
-
-def _enigma_decode(field: str) -> str:
-    """Enigma2's own decoding of a service reference's path: every %XX, byte for byte, as UTF-8 text."""
-    out, i, raw = bytearray(), 0, field.encode("utf-8")
-    while i < len(raw):
-        if raw[i:i + 1] == b"%":
-            out.append(int(raw[i + 1:i + 3], 16))
-            i += 3
-        else:
-            out.append(raw[i])
-            i += 1
-    return out.decode("utf-8")
 
 
 # -- every link carries the account, and its request is stored with it ------------------------
@@ -105,12 +92,16 @@ def test_every_url_handed_out_carries_the_account_and_its_request_is_attributed(
         assert url.startswith(f"http://{HOST}/"), where
         assert_carries(url, "linkuser")
     # Requested like a player: each one a hit of that account, none with a password trace.
+    answers = {}
     for where, url in urls.items():
-        response, row = follow(iptv_server, url)
+        answers[where], row = follow(iptv_server, url)
         assert row["account"] == "linkuser", (where, row["path"], row["query"])
         assert row["password_hmac"] is None and PASSWORD not in json.dumps(row), where
-    logo, _ = follow(iptv_server, urls["m3u tvg-logo"])
+    logo = answers["m3u tvg-logo"]
     assert logo.header("content-type") == "image/png" and logo.body.startswith(b"\x89PNG")  # the asset, query or not
+    assert {answers[where].header("content-type") for where in ("m3u stream", "enigma2 stream_url", "bouquet service")} \
+        == {"video/mp2t"}
+    assert answers["m3u hls stream"].header("content-type") == "application/vnd.apple.mpegurl"
 
 
 def test_hls_segments_carry_the_account(iptv_server):
@@ -160,7 +151,7 @@ def test_urls_pyxtream_builds_itself_are_attributed(iptv_server, tmp_path):
     client.get_series_info_by_id(client.series[0])
     episode = next(e for season in client.series[0].seasons.values() for e in season.episodes.values())
     urls = [client.channels[0].url, client.movies[0].url, episode.url]
-    assert [urlsplit(url).path.split("/")[1:3] for url in urls] == [["live", "builder"], ["movie", "builder"], ["series", "builder"]]
+    assert [urlsplit(url).path.split("/")[1:3] for url in urls] == [[kind, "builder"] for kind in ("live", "movie", "series")]
     for url in urls:
         assert PASSWORD not in url
         _, row = follow(iptv_server, url)
