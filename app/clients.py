@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 # client_kind values, stored with every hit
 BROWSER, XTREAM, PLAYLIST, EPG, STREAM, STALKER, ENIGMA2, OTHER = (
@@ -19,6 +19,10 @@ VOD_EXTENSIONS = frozenset({"mp4", "mkv", "avi", "mov", "m4v", "wmv", "flv", "we
 STREAM_ID = re.compile(r"^\d+(\.[A-Za-z0-9]{1,5})?$")
 MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")
 MODEL = re.compile(r"Model:\s*([^;]+)")
+# The query parameter that carries the subscriber on every link we hand out (stream, video, logo,
+# guide): players request a URL as given, so each later request is attributed to the same account.
+ACCOUNT_PARAM = "account"
+ACCOUNT_MAX = 256  # characters of an account kept and carried; no subscriber's name is longer
 
 
 @dataclass(slots=True)
@@ -100,6 +104,20 @@ def redact_path(path: str, mask: str) -> str:
     return "/" + "/".join(raw)
 
 
+def _account(value: str | None) -> str | None:
+    """An account as kept: capped, so the one a link carries is the one its request is stored with."""
+    return value[:ACCOUNT_MAX] if value else None
+
+
+def account_query(account: str | None, separator: str = "?") -> str:
+    """`?account=...` for a link handed to this account's player ('' for none): percent-encoded
+    whole (no quote, space, line break, '&' or '+' survives), so the link stays one token in any
+    M3U, XML or JSON answer and reads back as the same account. Never the password."""
+    if not account:
+        return ""
+    return f"{separator}{ACCOUNT_PARAM}={quote(account[:ACCOUNT_MAX], safe='', errors='replace')}"
+
+
 def _text(raw: bytes) -> str:
     """Raw bytes as the text a client meant: UTF-8 where valid (as percent-encoded bytes are read),
     else latin-1, so one account sent raw or percent-encoded is the same account."""
@@ -148,7 +166,8 @@ def classify(raw_path: bytes, query: bytes, form: bytes | None, headers) -> Clie
             "/player_api.php": (XTREAM, "xtream"), "/panel_api.php": (XTREAM, "panel"), "/get.php": (PLAYLIST, "playlist"),
             "/xmltv.php": (EPG, "xmltv"), "/enigma2.php": (ENIGMA2, "enigma2"), "/streaming/timeshift.php": (STREAM, "stream"),
         }[lower]
-        return ClientInfo(kind, route, params, params.get("username") or None, params.get("password") or None,
+        account = params.get("username") or params.get(ACCOUNT_PARAM)  # ours: the links we hand out carry it
+        return ClientInfo(kind, route, params, _account(account), params.get("password") or None,
                           extension="ts" if route == "stream" else "")
 
     where = credential_segments(segments)
@@ -164,11 +183,15 @@ def classify(raw_path: bytes, query: bytes, form: bytes | None, headers) -> Clie
             device["model"] = model.group(1).strip()
         route = "stalker" if lower in STALKER_API else "html"
         password = params.get("password") if params.get("action", "").lower() == "do_auth" else None
-        return ClientInfo(STALKER, route, params, mac.upper() if mac and MAC.match(mac) else mac or None, password or None,
+        return ClientInfo(STALKER, route, params, _account(mac.upper() if mac and MAC.match(mac) else mac), password or None,
                           device or None)
 
-    if lower.startswith("/_seized/video/"):  # our own video links, handed out in playlists
-        return ClientInfo(STREAM, "video", extension=lower.rpartition(".")[2])
+    if lower.startswith("/_seized/"):  # our own links (video, logo), each carrying its account
+        account = _account(_params(query, None).get(ACCOUNT_PARAM))
+        if lower.startswith("/_seized/video/"):
+            return ClientInfo(STREAM, "video", account=account, extension=lower.rpartition(".")[2])
+        accept = _header(headers, b"accept") or ""
+        return ClientInfo(BROWSER if "text/html" in accept else OTHER, "html", account=account)
 
     head = segments[0].lower() if segments else ""
     if where is not None or head in ("play", "hls", "hlsr"):
@@ -176,7 +199,7 @@ def classify(raw_path: bytes, query: bytes, form: bytes | None, headers) -> Clie
         extension = last.rpartition(".")[2].lower() if "." in last else "ts"
         username = segments[where[0]] if where else None
         password = segments[where[1]] if where else None
-        return ClientInfo(STREAM, "stream", account=username or None, password=password or None, extension=extension)
+        return ClientInfo(STREAM, "stream", account=_account(username), password=password or None, extension=extension)
 
     accept = _header(headers, b"accept") or ""
     return ClientInfo(BROWSER if "text/html" in accept else OTHER, "html")

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from . import metrics
 from .assets import Assets
 from .capture import ClientResolver, unmapped
-from .clients import VOD_EXTENSIONS, ClientInfo, classify
+from .clients import VOD_EXTENSIONS, ClientInfo, account_query, classify
 from .domains import DomainTable, Notice
 from .journal import encode, pack_headers
 from .notice.html import HtmlNotice
@@ -189,7 +189,9 @@ class PublicApp:
             extension, segment = own.group(2) or "ts", own.group(3)
         if extension == "m3u8":
             base = self._base_url(host, "http", server)[0]
-            return 200, [(b"content-type", HLS_TYPE), *NO_STORE], hls_playlist(lambda i: f"{base}/_seized/video/{lang}/seg{i}.ts")
+            account = account_query(client.account)  # each segment request is a hit of this account too
+            return 200, [(b"content-type", HLS_TYPE), *NO_STORE], \
+                hls_playlist(lambda i: f"{base}/_seized/video/{lang}/seg{i}.ts{account}")
         if segment is not None:
             name, content_type = f"seg{segment}.ts", TS_TYPE
         elif extension in VOD_EXTENSIONS:
@@ -286,20 +288,21 @@ class PublicApp:
         lang = self._language(accept_language, notice.language)
         responder = RESPONDERS.get(client.route)
         if responder is not None:
-            return responder(self._iptv_notice(notice, lang, client_ip, client_port, host, scheme, server, received_ns),
-                             client.params)
+            iptv = self._iptv_notice(notice, lang, client_ip, client_port, host, scheme, server, received_ns, client.account)
+            return responder(iptv, client.params)
         body = self.html.render_fast(notice, lang, client_ip or "", "" if client_port is None else str(client_port),
                                      display_time(received_ns))
         return notice.status, self.notice_headers(notice, lang), body
 
     def _iptv_notice(self, notice: Notice, lang: str, client_ip, client_port, host: bytes, scheme: str, server,
-                     received_ns: int) -> IptvNotice:
+                     received_ns: int, account: str | None = None) -> IptvNotice:
         # Per request: its texts carry this visitor's IP, port and time (nothing of it is cached).
         texts = visit_texts(self.languages[lang], notice.agency, notice.case_ref, client_ip, client_port,
                             display_time(received_ns))
         base_url, host_name, port = self._base_url(host, scheme, server)
         return IptvNotice(
-            **texts, base_url=base_url, host=host_name, port=port, scheme=scheme, lang=lang, now=received_ns // 1_000_000_000)
+            **texts, base_url=base_url, host=host_name, port=port, scheme=scheme, lang=lang, now=received_ns // 1_000_000_000,
+            account=account)
 
     def tls_failed(self, peer, server, sni: str | None, headers, reason: str) -> None:
         """A TLS connection that never carried a request (its handshake failed: a client rejecting our

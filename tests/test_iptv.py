@@ -137,12 +137,12 @@ def test_m3u_plus_playlist(iptv_server):
     response, row = get(iptv_server, "/get.php?username=gina&password=pl-pass&type=m3u_plus&output=ts")
     assert response.status == 200 and "mpegurl" in response.header("content-type")
     lines = response.text.splitlines()
-    assert lines[0].startswith("#EXTM3U ") and f'x-tvg-url="http://{HOST}/xmltv.php"' in lines[0]
+    assert lines[0].startswith("#EXTM3U ") and f'x-tvg-url="http://{HOST}/xmltv.php?account=gina"' in lines[0]
     extinf = [line for line in lines if line.startswith("#EXTINF")]
     assert len(extinf) == 1 and re.match(EXTINF, extinf[0])
     assert 'tvg-id="notice"' in extinf[0] and extinf[0].endswith("," + NAME)
     url = lines[lines.index(extinf[0]) + 1]
-    assert url == f"http://{HOST}/_seized/video/en.ts"
+    assert url == f"http://{HOST}/_seized/video/en.ts?account=gina"  # the link names its account (test_iptv_links.py)
     assert AGENCY in response.text  # the comment line, for whoever opens the file
     assert (row["client_kind"], row["account"], row["password_hmac"]) == ("playlist", "gina", hmac_of("pl-pass"))
     assert_clean(row, "pl-pass")
@@ -150,7 +150,7 @@ def test_m3u_plus_playlist(iptv_server):
 
 def test_m3u8_output_links_hls(iptv_server):
     response, _ = get(iptv_server, "/get.php?username=g&password=p&type=m3u&output=m3u8")
-    assert f"http://{HOST}/_seized/video/en.m3u8" in response.text.splitlines()
+    assert f"http://{HOST}/_seized/video/en.m3u8?account=g" in response.text.splitlines()
 
 
 @pytest.mark.parametrize("kind", ["enigma22_script", "enigma16", "dreambox"])
@@ -302,7 +302,7 @@ def test_stalker_flow(iptv_server, base):
     assert call("type=itv&action=get_ordered_list&genre=*&p=1", bearer)[0]["total_items"] == 1
     assert call("type=itv&action=get_genres", bearer)[0][0]["title"] == NAME
     link, _ = call("type=itv&action=create_link&cmd=ffmpeg%20http://x/1", bearer)
-    assert link["cmd"].split(" ", 1)[1].endswith("/_seized/video/en.ts")
+    assert link["cmd"].split(" ", 1)[1].endswith("/_seized/video/en.ts?account=00%3A1A%3A79%3AAB%3ACD%3AEF")
     auth, auth_row = call("type=stb&action=do_auth&login=magUser&password=mag-pass&device_id=DEV-1")
     assert auth is True
     assert auth_row["password_hmac"] == hmac_of("mag-pass") and json.loads(auth_row["device"])["login"] == "magUser"

@@ -33,12 +33,12 @@ def test_pyxtream_logs_in_and_lists_the_notice(iptv_server, tmp_path):
 def test_m3u_ipytv_parses_the_playlist(iptv_server):
     base = f"http://127.0.0.1:{iptv_server.public_port}"
     parsed = playlist.loadu(f"{base}/get.php?username=m3uclient&password=p&type=m3u_plus&output=ts")
-    assert parsed.get_attributes()["x-tvg-url"] == f"{base}/xmltv.php"
+    assert parsed.get_attributes()["x-tvg-url"] == f"{base}/xmltv.php?account=m3uclient"
     assert parsed.length() == 1
     channel = parsed[0]
     assert channel.name == NAME
     assert channel.attributes["tvg-id"] == "notice" and channel.attributes["group-title"] == NAME
-    assert channel.url == f"{base}/_seized/video/en.ts"
+    assert channel.url == f"{base}/_seized/video/en.ts?account=m3uclient"
 
 
 def test_py_xmltv_parses_the_guide_and_it_matches_the_playlist(iptv_server):

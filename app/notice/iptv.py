@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from xml.sax.saxutils import escape as xml_escape
 
+from ..clients import account_query
+
 JSON = [(b"content-type", b"application/json; charset=utf-8")]
 # Every IPTV answer: not cached, and never sniffed into HTML by a browser that is shown one.
 NO_STORE = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
@@ -30,8 +32,9 @@ ENIGMA_TYPES = ("enigma", "dreambox", "gigablue", "octagon", "spark", "zorro", "
 
 @dataclass(frozen=True, slots=True)
 class IptvNotice:
-    """What one answer needs: the notice's texts for this visit (see visit_texts) and where our URLs
-    point. Built per request, never shared: the texts hold one visitor's IP."""
+    """What one answer needs: the notice's texts for this visit (see visit_texts), where our URLs
+    point, and whose they are (every URL handed out carries the account, never the password). Built
+    per request, never shared: the texts hold one visitor's IP."""
 
     message: str  # in full: authority, case, the visitor's IP, port and time (descriptions, plots, pop-ups)
     name: str  # short, for lists: seized and the visitor's IP (channel, category, genre and bouquet names)
@@ -43,9 +46,11 @@ class IptvNotice:
     scheme: str
     lang: str
     now: int  # epoch seconds
+    account: str | None = None  # Xtream username or Stalker MAC of the request answered
 
     def url(self, path: str) -> str:
-        return self.base_url + path
+        """A link we hand out: the player requests it as given, so it names the account itself."""
+        return self.base_url + path + account_query(self.account, "&" if "?" in path else "?")
 
     @property
     def logo(self) -> str:
@@ -215,7 +220,7 @@ def playlist(n: IptvNotice, params: dict[str, str]):
     stream = n.stream_url(extension)
     if kind.startswith(ENIGMA_TYPES):
         name, headline, address = (" ".join(text.split()) for text in (n.name, n.headline, n.address))
-        service = stream.replace(":", "%3a")
+        service = stream.replace("%", "%25").replace(":", "%3a")  # as Enigma2 encodes it: it decodes every %XX
         # #DESCRIPTION is what the receiver lists as the channel's name; the marker (1:64) is a
         # line of text in the list, for the address alone (an IPv6 one would not fit beside the rest).
         body = (f"#NAME {name}\n#SERVICE 4097:0:1:1:0:0:0:0:0:0:{service}:{name}\n#DESCRIPTION {headline}\n"
