@@ -75,7 +75,8 @@ def render_visit(lines: tuple[str, ...], label: str, ip: str, container: str) ->
 def webvtt(lines: list[str], seconds: int = TOTAL_SECONDS) -> bytes:
     """One WebVTT cue over the whole video. X-TIMESTAMP-MAP ties cue time 0 to the MPEG-TS clock's 0
     (RFC 8216 3.5), so the cue covers every segment whatever offset the muxer gave the video."""
-    text = "\n".join(line.replace("-->", "->") for line in lines if line.strip())
+    text = "\n".join(line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                     for line in lines if line.strip())  # cue text is markup; "-->" cannot survive escaping
     end = seconds + 10
     return (f"WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n"
             f"00:00:00.000 --> 00:{end // 60:02d}:{end % 60:02d}.000 line:85%\n{text}\n").encode("utf-8")
