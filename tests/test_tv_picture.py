@@ -6,6 +6,7 @@ trusted proxy (X-Forwarded-For) each see their own IP and never the other's, cac
 from __future__ import annotations
 
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import m3u8
 import pytest
@@ -93,3 +94,28 @@ def test_cached_answers_are_the_visitors_own(proxied_server):
     for ip in ["198.51.100.23", "203.0.113.7"]:
         again = request(proxied_server.public_port, target="/live/tv/pass/1.ts", headers=proxy_headers(ip))
         assert again.status == 200 and again.body == bodies[ip]
+
+
+def test_a_crowd_of_new_visitors_each_gets_their_own_ip_or_the_shared_video(proxied_server, tmp_path):
+    """Eight new IPs at once, more than the renders allowed at a time: whoever finds no free render
+    gets the shared notice video (as rendered on disk), everyone else their own IP, never another's."""
+    crowd = [f"192.0.2.{n}" for n in range(10, 18)]
+
+    def fetch(ip: str) -> bytes:
+        headers = [("X-Forwarded-For", ip), ("X-Real-Port", "40003")]
+        return request(proxied_server.public_port, target="/live/crowd/pass/1.ts", headers=headers).body
+
+    with ThreadPoolExecutor(len(crowd)) as pool:
+        bodies = dict(zip(crowd, pool.map(fetch, crowd)))
+    shared = {path.read_bytes() for path in (proxied_server.directory / "video").glob("*/notice.ts")}
+    own = {ip: body for ip, body in bodies.items() if body not in shared}
+    assert own, "no visitor of the crowd got a rendering of their own"
+    for ip, body in own.items():
+        video = tmp_path / f"{ip}.ts"
+        video.write_bytes(body)
+        frame = tmp_path / f"{ip}.png"
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(video), "-frames:v", "1", str(frame)],
+                       check=True, timeout=120)
+        text = subprocess.run(["tesseract", str(frame), "stdout"], capture_output=True, text=True, check=True,
+                              timeout=120).stdout
+        assert ip in text and not any(other_ip in text for other_ip in crowd if other_ip != ip), text
