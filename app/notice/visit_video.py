@@ -9,7 +9,8 @@ Two ways, one for each kind of player:
   (IP, notice text, container) in a thread pool and kept in a byte-bounded LRU cache. The key
   always holds the IP: no visitor is ever answered from another visitor's entry. When more than
   `renders` distinct renders are already running (a flood of distinct IPs), the request gets the
-  shared notice video at once instead of queueing without bound.
+  shared notice video at once instead of queueing without bound. A rendering is deterministic
+  (one encoder thread), so byte ranges of an MP4 stay consistent even across an eviction.
 """
 
 from __future__ import annotations
