@@ -42,6 +42,8 @@ chromium:
 # node (the independent verifier, app/verifier/verify.js), nginx with its stream module and HAProxy
 # (PROXY protocol in front of the listener), systemd-analyze (deploy/seized.service is verified),
 # named-checkzone/named-checkconf (bind9-utils), Unbound and dnsmasq, which load the resolver lists (`seized domains export`); the tests run their own on 127.0.0.1.
+# ffmpeg and tesseract-ocr (+ English data) check the notice video as a player gets it: ffmpeg decodes it
+# and extracts its subtitles, tesseract reads the visitor's IP from a decoded frame (tests/test_tv_picture.py).
 # In a container (policy-rc.d, no init) installing unbound starts nothing; on a host with systemd the
 # package enables its resolver service: `systemctl disable --now unbound` if the host should not run one.
 tools:
@@ -53,6 +55,9 @@ tools:
 	[ -x /usr/sbin/unbound ] || missing="$$missing unbound"; \
 	[ -x /usr/sbin/dnsmasq ] || missing="$$missing dnsmasq-base"; \
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
+	command -v tesseract >/dev/null || missing="$$missing tesseract-ocr"; \
+	[ -e /usr/share/tesseract-ocr/5/tessdata/eng.traineddata ] || missing="$$missing tesseract-ocr-eng"; \
 	[ -z "$$missing" ] || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-upgrade $$missing; }
 
 # One table: seized vs nginx on the same bytes, open-loop latency, workers, hits lost, SIGKILL, storage

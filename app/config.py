@@ -150,6 +150,13 @@ class Settings(BaseSettings):
     # Notice videos for IPTV players are rendered once per domain and language and kept here.
     video_dir: Path | None = None  # default: <data_dir>/video
     prerender_videos: bool = True  # at start, in the background, for each domain's default language
+    # The visitor's IP in the video (app/notice/visit_video.py): HLS players get a forced WebVTT track
+    # written per request; .ts/.mp4 players a per-IP rendering (~0.15 s of one core, bench/tv_visit.py),
+    # kept per worker in an LRU cache of at most visit_video_cache_mb (a 12 s .ts is ~180 kB), at most
+    # visit_video_renders at once: beyond that a new IP gets the shared video. False: the shared video only.
+    visit_video: bool = True
+    visit_video_cache_mb: Annotated[int, Field(ge=0, le=4096)] = 32
+    visit_video_renders: Annotated[int, Field(ge=0, le=64)] = 2
 
     # MaxMind-format databases (.mmdb): City or Country, and ASN. Unset or unreadable: fields stay empty.
     geoip_city_db: Path | None = None

@@ -26,6 +26,7 @@ from .notice.html import HtmlNotice
 from .notice.iptv import RESPONDERS, IptvNotice, visit_texts
 from .notice.texts import choose_language
 from .notice.video import HLS_TYPE, MP4_TYPE, TS_TYPE, NoticeVideos, hls_playlist, ranged, video_lines
+from .notice.visit_video import VTT_TYPE, VisitVideos, master_playlist, subtitles_playlist, webvtt
 from .record import utc_second
 
 log = logging.getLogger("seized.public")
@@ -43,7 +44,7 @@ FALLBACK_PAGE = b"<!doctype html><title>Seized</title><h1>This domain has been s
 NOT_HTTP = b"Bad request: this is not an HTTP request.\n"
 # A Host we put into URLs we hand out (playlists, stream links); anything else is not echoed.
 SAFE_HOST = re.compile(r"^(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](?::\d{1,5})?$")
-VIDEO_PATH = re.compile(r"^/_seized/video/([a-z]{2,8})(?:\.(ts|mp4|m3u8)|/seg(\d)\.ts)$")
+VIDEO_PATH = re.compile(r"^/_seized/video/([a-z]{2,8})(?:\.(ts|mp4|m3u8)|/seg(\d)\.ts|/(notice\.m3u8|visit\.m3u8|visit\.vtt))$")
 
 
 PLAIN_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), *NO_STORE]
@@ -70,7 +71,7 @@ _last_display: list = [None, ""]
 
 class PublicApp:
     def __init__(self, *, node: str, domains: DomainTable, resolver: ClientResolver, html: HtmlNotice,
-                 assets: Assets, languages, journal, videos: NoticeVideos):
+                 assets: Assets, languages, journal, videos: NoticeVideos, visit_videos: VisitVideos | None = None):
         self.node = node
         self.domains = domains  # replaced whole when the domain list changes
         self.resolver = resolver
@@ -83,6 +84,7 @@ class PublicApp:
         self._source = os.urandom(4).hex()
         self._sequence = itertools.count()
         self.videos = videos
+        self.visit_videos = visit_videos  # None: every player gets the shared notice video, no per-visit values
         self.notice_headers = lru_cache(maxsize=4096)(self._notice_headers)
         self.video_lines = lru_cache(maxsize=4096)(self._video_lines)
         self._classified: dict[tuple, ClientInfo] = {}
@@ -116,10 +118,13 @@ class PublicApp:
                                scheme, client, None, body_size, body_sha256, form_body, error=error,
                                plain_status=plain_status, proxied=proxied)
         if (client.route == "stream" or client.route == "video") and self.assets.get(raw_path) is None:
-            prepared = self._video_now(client, raw_path, headers, server)
+            peer_ip, peer_port = peer or (None, None)
+            client_ip, client_port, _ = self.resolver.resolve(*(proxied or (peer_ip, peer_port)), headers, scheme)
+            visitor = (client_ip, client_port, received_ns)
+            prepared = self._video_now(client, raw_path, headers, server, visitor)
             if prepared is None:
                 return self._answer_video(client, received_ns, started, method, raw_path, query, http_version, headers,
-                                          peer, server, body_size, body_sha256, form_body, scheme, proxied)
+                                          peer, server, body_size, body_sha256, form_body, scheme, proxied, visitor)
         return self.answer(received_ns, started, method, raw_path, query, http_version, headers, peer, server, scheme,
                            client, prepared or None, body_size, body_sha256, form_body, proxied=proxied)
 
@@ -145,9 +150,10 @@ class PublicApp:
         return packed
 
     async def _answer_video(self, client: ClientInfo, received_ns, started, method, raw_path, query, http_version,
-                            headers, peer, server, body_size, body_sha256, form_body, scheme="http", proxied=None):
+                            headers, peer, server, body_size, body_sha256, form_body, scheme="http", proxied=None,
+                            visitor=(None, None, 0)):
         try:
-            prepared = await self._video(client, raw_path, headers, server)
+            prepared = await self._video(client, raw_path, headers, server, visitor)
         except asyncio.CancelledError:  # the client left while its video was read or rendered: logged all the same
             self.answer(received_ns, started, method, raw_path, query, http_version, headers, peer, server, scheme,
                         dataclasses.replace(client, route="html"), None, body_size, body_sha256, form_body,
@@ -177,47 +183,76 @@ class PublicApp:
             lang = self._languages_chosen[key] = choose_language(accept_language.decode("latin-1"), self.languages, default)
         return lang
 
-    def _video_plan(self, client: ClientInfo, raw_path: bytes, headers, server):
-        """A stream URL: what to answer it with. Either a response (an HLS playlist), or which file
-        of the notice video, as (lines, file name, content type)."""
+    def _video_plan(self, client: ClientInfo, raw_path: bytes, headers, server, visitor):
+        """A stream URL: what to answer it with. Either a response (an HLS playlist, the visit's
+        subtitles), or which video, as (lines, file name, content type, per-visit container or None)."""
         host, accept_language, notice = self._notice_for(headers)
         lang = self._language(accept_language, notice.language)
-        extension, segment = client.extension, None
+        extension, segment, part = client.extension, None, None
+        client_ip, client_port, received_ns = visitor
         own = VIDEO_PATH.match(raw_path.decode("latin-1"))
-        if own:  # our own links: /_seized/video/<lang>.<ext> and /_seized/video/<lang>/seg<i>.ts
+        if own:  # our own links: /_seized/video/<lang>.<ext>, /_seized/video/<lang>/seg<i>.ts, .../notice.m3u8...
             lang = own.group(1) if own.group(1) in self.languages else lang
-            extension, segment = own.group(2) or "ts", own.group(3)
-        if extension == "m3u8":
-            base = self._base_url(host, "http", server)[0]
-            account = account_query(client.account)  # each segment request is a hit of this account too
-            return 200, [(b"content-type", HLS_TYPE), *NO_STORE], \
-                hls_playlist(lambda i: f"{base}/_seized/video/{lang}/seg{i}.ts{account}")
+            extension, segment, part = own.group(2) or "ts", own.group(3), own.group(4)
+        carried = account_query(client.account)  # every link in a playlist is a hit of this account too
+        visit = self.visit_videos is not None
+        if extension == "m3u8" or part is not None:
+            base = f"{self._base_url(host, 'http', server)[0]}/_seized/video/{lang}"
+            texts = self.languages[lang]
+            if part == "visit.vtt":  # written for this request from its own IP, port and time: never cached
+                cues = [texts["iptv_title"], f"{texts['your_ip']}: {client_ip or '?'}",
+                        f"{texts['your_port']}: {'?' if client_port is None else client_port}",
+                        f"{texts['visit_time']}: {display_time(received_ns)}", texts["recorded"]]
+                return 200, [(b"content-type", VTT_TYPE), *NO_STORE], webvtt(cues)
+            if part == "visit.m3u8":
+                return 200, [(b"content-type", HLS_TYPE), *NO_STORE], subtitles_playlist(f"{base}/visit.vtt{carried}")
+            if visit and part is None:  # the master playlist: the notice video and its forced subtitle track
+                return 200, [(b"content-type", HLS_TYPE), *NO_STORE], master_playlist(
+                    lang, texts["your_ip"], f"{base}/notice.m3u8{carried}", f"{base}/visit.m3u8{carried}")
+            return 200, [(b"content-type", HLS_TYPE), *NO_STORE], hls_playlist(lambda i: f"{base}/seg{i}.ts{carried}")
+        per_visit = None
         if segment is not None:
             name, content_type = f"seg{segment}.ts", TS_TYPE
         elif extension in VOD_EXTENSIONS:
-            name, content_type = "notice.mp4", MP4_TYPE
+            name, content_type, per_visit = "notice.mp4", MP4_TYPE, "mp4"
         else:
-            name, content_type = "notice.ts", TS_TYPE
-        return self.video_lines(notice, lang), name, content_type
+            name, content_type, per_visit = "notice.ts", TS_TYPE, "mpegts"
+        if not visit or not client_ip:
+            per_visit = None
+        return self.video_lines(notice, lang), name, content_type, per_visit and (client_ip, self.languages[lang]["your_ip"], per_visit)
 
-    def _video_now(self, client: ClientInfo, raw_path: bytes, headers, server):
-        """The answer to a stream URL if it needs no waiting (a playlist, or a video file already in
+    def _video_now(self, client: ClientInfo, raw_path: bytes, headers, server, visitor=(None, None, 0)):
+        """The answer to a stream URL if it needs no waiting (a playlist, or a video already in
         memory); else None. Failures fall back to the HTML notice (`False`)."""
         try:
-            plan = self._video_plan(client, raw_path, headers, server)
+            plan = self._video_plan(client, raw_path, headers, server, visitor)
             if isinstance(plan[0], int):
                 return plan
-            lines, name, content_type = plan
+            lines, name, content_type, per_visit = plan
+            if per_visit is not None:
+                ip, _, container = per_visit
+                data = self.visit_videos.cached(ip, lines, container)
+                return None if data is None else self._ranged(data, content_type, headers)
             data = self.videos.cached(lines, name)
             return None if data is None else self._ranged(data, content_type, headers)
         except Exception:
             log.exception("the notice video failed; answering with the HTML notice")
             return False
 
-    async def _video(self, client: ClientInfo, raw_path: bytes, headers, server):
-        """A stream URL whose video file must be read or rendered first."""
+    async def _video(self, client: ClientInfo, raw_path: bytes, headers, server, visitor=(None, None, 0)):
+        """A stream URL whose video must be read or rendered first: the visitor's own if it can be
+        had (rendered now, or the renders are all busy: None), else the shared notice video."""
         try:
-            lines, name, content_type = self._video_plan(client, raw_path, headers, server)
+            lines, name, content_type, per_visit = self._video_plan(client, raw_path, headers, server, visitor)
+            if per_visit is not None:
+                ip, label, container = per_visit
+                try:
+                    data = await self.visit_videos.file(ip, lines, label, container)
+                except Exception:
+                    log.exception("the visitor's video failed; answering with the shared notice video")
+                    data = None
+                if data is not None:
+                    return self._ranged(data, content_type, headers)
             return self._ranged(await self.videos.file(list(lines), name), content_type, headers)
         except Exception:
             log.exception("the notice video failed; answering with the HTML notice")

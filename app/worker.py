@@ -23,6 +23,7 @@ from .listener import HttpConnection
 from .notice.html import HtmlNotice
 from .notice.texts import load_languages
 from .notice.video import NoticeVideos
+from .notice.visit_video import VisitVideos
 from .process import die_with_parent, quiet_gc, run_async, setup_logging
 from .public import SECURITY_HEADERS, PublicApp
 from .status import WORKER_FIELDS, Counters
@@ -80,6 +81,8 @@ async def serve(settings: Settings, socks: list[socket.socket], index: int, coun
         html=HtmlNotice(settings.templates_dir, languages),
         assets=Assets(settings.static_dir, [*SECURITY_HEADERS, (b"cache-control", b"public, max-age=3600")]),
         languages=languages, journal=journal, videos=NoticeVideos(settings.video_dir),
+        visit_videos=VisitVideos(settings.visit_video_cache_mb * 1024 * 1024, settings.visit_video_renders)
+        if settings.visit_video else None,
     )
     loop = asyncio.get_running_loop()
     connections: set[HttpConnection] = set()

@@ -112,8 +112,9 @@ def test_notice_render_prerenders_the_videos_the_server_then_serves(fresh_server
     assert sorted(p.name for p in folder.iterdir()) == ["notice.mp4", "notice.ts", "seg0.ts", "seg1.ts", "seg2.ts"]
     before = {p: p.stat().st_mtime_ns for p in folder.iterdir()}
     srv.start()
-    response = srv.request("GET", "/live/u/p/1.ts", host="render.example", headers=[("Accept-Language", "it")])
-    assert response.status == 200 and response.body == (folder / "notice.ts").read_bytes()
+    # (an HLS segment: a plain .ts stream URL gets the visitor's own rendering, tests/test_tv_picture.py)
+    response = srv.request("GET", "/_seized/video/it/seg0.ts", host="render.example")
+    assert response.status == 200 and response.body == (folder / "seg0.ts").read_bytes()
     assert {p: p.stat().st_mtime_ns for p in folder.iterdir()} == before  # served from the cache, not rendered again
     assert srv.stop() == 0
     assert "nope.example is not an active seized domain" in fails("notice", "render", "--config", str(srv.config_path),

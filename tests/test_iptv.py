@@ -228,7 +228,9 @@ def decode_timestamps(ts: bytes) -> list[int]:
 def test_hls_playlist_and_segments(iptv_server):
     response, row = get(iptv_server, "/live/kate/hls-pass/1.m3u8")
     assert response.header("content-type") == "application/vnd.apple.mpegurl"
-    playlist = m3u8.loads(response.text)
+    master = m3u8.loads(response.text)  # the video and the visit's subtitles (tests/test_tv_picture.py)
+    media, _ = get(iptv_server, master.playlists[0].uri.split(HOST, 1)[1])
+    playlist = m3u8.loads(media.text)
     assert playlist.is_endlist and playlist.target_duration == 4 and len(playlist.segments) == 3
     total, timestamps = 0, []
     for segment in playlist.segments:

@@ -30,8 +30,10 @@ HLS_TYPE = b"application/vnd.apple.mpegurl"
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def draw(lines: list[str]) -> Image.Image:
-    """The notice frame: the first line large, the others below it."""
+def draw(lines: list[str], highlight: tuple[str, str] | None = None) -> Image.Image:
+    """The notice frame: the first line large, the others below it; `highlight` (label, value),
+    e.g. the visitor's IP, in large black type on a white band below them (legible on a TV, and
+    read back by OCR in the tests)."""
     image = Image.new("RGB", (WIDTH, HEIGHT), (120, 0, 0))
     canvas = ImageDraw.Draw(image)
     canvas.rectangle((24, 24, WIDTH - 24, HEIGHT - 24), outline=(255, 255, 255), width=4)
@@ -44,6 +46,17 @@ def draw(lines: list[str]) -> Image.Image:
             canvas.text(((WIDTH - (right - left)) / 2, y), part, font=font, fill=(255, 255, 255))
             y += (bottom - top) + (22 if number == 0 else 14)
         y += 24 if number == 0 else 8
+    if highlight is not None:
+        label, value = highlight
+        font = ImageFont.load_default(size=30)
+        left, top, right, bottom = canvas.textbbox((0, 0), label, font=font)
+        canvas.text(((WIDTH - (right - left)) / 2, y), label, font=font, fill=(255, 255, 255))
+        y += (bottom - top) + 16
+        font = ImageFont.load_default(size=72)
+        left, top, right, bottom = canvas.textbbox((0, 0), value, font=font)
+        band_top = min(y, HEIGHT - 40 - (bottom - top) - 48)
+        canvas.rectangle((80, band_top, WIDTH - 80, band_top + (bottom - top) + 48), fill=(255, 255, 255))
+        canvas.text(((WIDTH - (right - left)) / 2, band_top + 24 - top), value, font=font, fill=(0, 0, 0))
     return image
 
 
