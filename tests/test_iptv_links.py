@@ -105,13 +105,21 @@ def test_every_url_handed_out_carries_the_account_and_its_request_is_attributed(
 
 
 def test_hls_segments_carry_the_account(iptv_server):
-    """The HLS playlist lists segments that carry the account, whether it was opened from our link
-    or from a path a client built itself (/live/U/P/1.m3u8)."""
+    """The HLS master playlist links a media playlist and a subtitle track, and the media playlist
+    segments, all carrying the account, whether it was opened from our link or from a path a
+    client built itself (/live/U/P/1.m3u8)."""
     for target, account in [(f"/_seized/video/en.m3u8{account_query('hlsuser')}", "hlsuser"),
                             (f"/live/hlsbuilt/{PASSWORD}/1.m3u8", "hlsbuilt")]:
         response, row = get(iptv_server, target)
         assert row["account"] == account
-        segments = m3u8.loads(response.text).segments
+        master = m3u8.loads(response.text)
+        assert master.is_variant and len(master.playlists) == 1 and len(master.media) == 1
+        for uri in (master.playlists[0].uri, master.media[0].uri):
+            assert_carries(uri, account)
+            linked, linked_row = follow(iptv_server, uri)
+            assert linked_row["account"] == account
+        media, _ = follow(iptv_server, master.playlists[0].uri)
+        segments = m3u8.loads(media.text).segments
         assert len(segments) >= 1
         for segment in segments:
             assert_carries(segment.uri, account)
@@ -126,9 +134,10 @@ def test_ffmpeg_playing_the_hls_link_is_attributed_on_every_request(iptv_server)
     with av.open(url, options={"user_agent": "links-test-ffmpeg"}) as container:
         frames = sum(1 for _ in container.decode(video=0))
     assert frames > 0
-    rows = iptv_server.wait_rows("user_agent = ?", ("links-test-ffmpeg",), count=4)
+    rows = iptv_server.wait_rows("user_agent = ?", ("links-test-ffmpeg",), count=5)
     paths = sorted(row["path"] for row in rows)
-    assert "/_seized/video/en.m3u8" in paths and sum(p.startswith("/_seized/video/en/seg") for p in paths) >= 3, paths
+    assert {"/_seized/video/en.m3u8", "/_seized/video/en/notice.m3u8"} <= set(paths), paths
+    assert sum(p.startswith("/_seized/video/en/seg") for p in paths) >= 3, paths
     assert {row["account"] for row in rows} == {"ffmpeg user"}
 
 
