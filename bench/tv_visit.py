@@ -10,6 +10,8 @@ bounded in time: each row is `--seconds` of wrk after a short warm-up.
       the ones beyond the limit get the shared video (the table counts both by their body size)
   baseline: the same URLs with `visit_video = false` (the shared video, the media playlist)
   render:   the encode alone, in this process: CPU time of one per-IP rendering, median of a few
+  names:    the IPTV answers whose channel names, guide and messages carry the visit (get.php,
+            player_api get_live_streams, Stalker get_profile), and building those texts in-process
 
 Needs wrk from Debian. `python bench/tv_visit.py [--seconds 8]`.
 """
@@ -93,6 +95,18 @@ def render_cost(samples: int) -> tuple[float, float, int]:
     return statistics.median(cpu), statistics.median(wall), size
 
 
+def visit_texts_cost(rounds: int = 20_000) -> float:
+    """Microseconds to build one answer's per-visit texts (app/notice/iptv.py visit_texts)."""
+    from app.notice.iptv import visit_texts
+    from app.notice.texts import load_languages
+
+    english = load_languages()["en"]
+    start = time.perf_counter()
+    for i in range(rounds):
+        visit_texts(english, "Bench Police", "BENCH-14", "2001:db8::7", 40000 + i % 1000, "2026-12-01 10:00:00.123")
+    return (time.perf_counter() - start) / rounds * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=8)
@@ -116,6 +130,10 @@ def main() -> None:
                     wrk(server.url(path), 2, 2)
                 rows.append((f"{tag}: .m3u8 playlist", wrk(server.url("/live/u/p/1.m3u8"), args.seconds, args.connections)))
                 if visit:
+                    for name, target in (("get.php playlist", "/get.php?username=u&password=p&type=m3u_plus"),
+                                         ("player_api get_live_streams", "/player_api.php?username=u&password=p&action=get_live_streams"),
+                                         ("Stalker get_profile", "/portal.php?type=stb&action=get_profile")):
+                        rows.append((f"IPTV names with the IP: {name}", wrk(server.url(target), args.seconds, args.connections)))
                     rows.append((f"{tag}: WebVTT cue file", wrk(server.url("/_seized/video/en/visit.vtt"), args.seconds, args.connections)))
                 rows.append((f"{tag}: .ts, one IP" + (" (cache hits)" if visit else ""),
                              wrk(server.url("/live/u/p/1.ts"), args.seconds, args.connections)))
@@ -129,6 +147,7 @@ def main() -> None:
             finally:
                 server.stop()
         cpu, wall, size = render_cost(5)
+        texts_us = visit_texts_cost()
     print(f"\nseized TV picture bench: wrk -t1, {args.seconds} s per row, loopback, visit_video_renders = {args.renders}")
     print(f"{'':58}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'requests':>10}{'errors':>8}")
     for name, r in rows:
@@ -138,6 +157,7 @@ def main() -> None:
             print(f"{'':4}{sum(r['sizes'].values()) - shared} answered with their own IP, {shared} with the shared video")
     print(f"one per-IP .ts rendering in-process: {cpu * 1000:.0f} ms CPU, {wall * 1000:.0f} ms wall (median of 5), {size} bytes")
     print(f"(the shared .ts: {shared_size} bytes)")
+    print(f"the per-visit IPTV texts of one answer (names, programme title, message) in-process: {texts_us:.1f} us")
 
 
 if __name__ == "__main__":
