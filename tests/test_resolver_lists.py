@@ -106,6 +106,22 @@ def expect_redirected(port: int) -> None:
             assert ask(port, asked, "AAAA") == ("NOERROR", {V6}), asked
 
 
+def unbound_server(port: int, directory) -> str:
+    """The start of a `server:` clause for an Unbound of the test's own: loopback, foreground, no
+    chroot, user change, pid file or syslog; the caller adds what it tests."""
+    return f"""server:
+  interface: 127.0.0.1
+  port: {port}
+  do-daemonize: no
+  chroot: ""
+  username: ""
+  directory: "{directory}"
+  pidfile: ""
+  use-syslog: no
+  do-ip6: no
+"""
+
+
 def test_rpz_is_a_zone_bind_loads_and_unbound_answers_from(db, tmp_path):
     before = int(time.time())
     text = export(db, "rpz", "--zone", "seized.rpz.test")
@@ -122,17 +138,7 @@ def test_rpz_is_a_zone_bind_loads_and_unbound_answers_from(db, tmp_path):
 
     port = free_port()  # Unbound's RPZ: the zone's records are the answers; other names go upstream
     conf = tmp_path / "unbound.conf"
-    conf.write_text(f"""server:
-  interface: 127.0.0.1
-  port: {port}
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  directory: "{tmp_path}"
-  pidfile: ""
-  use-syslog: no
-  do-ip6: no
-  module-config: "respip iterator"
+    conf.write_text(unbound_server(port, tmp_path) + f"""  module-config: "respip iterator"
   do-not-query-localhost: no
 rpz:
   name: "seized.rpz.test"
@@ -166,17 +172,7 @@ def test_unbound_redirect_zones_answer_for_every_subdomain(db, tmp_path):
     seized("domains", "export", "--format", "unbound", *ADDRESSES, "--db", db, "--output", str(listed))
     port = free_port()
     conf = tmp_path / "unbound.conf"
-    conf.write_text(f"""server:
-  interface: 127.0.0.1
-  port: {port}
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  directory: "{tmp_path}"
-  pidfile: ""
-  use-syslog: no
-  do-ip6: no
-  local-zone: "." refuse
+    conf.write_text(unbound_server(port, tmp_path) + f"""  local-zone: "." refuse
 include: "{listed}"
 """)
     checked = subprocess.run([tool("unbound-checkconf"), str(conf)], capture_output=True, text=True)
