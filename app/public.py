@@ -120,7 +120,7 @@ class PublicApp:
         if (client.route == "stream" or client.route == "video") and self.assets.get(raw_path) is None:
             peer_ip, peer_port = peer or (None, None)
             client_ip, client_port, _ = self.resolver.resolve(*(proxied or (peer_ip, peer_port)), headers, scheme)
-            visitor = (client_ip, client_port, received_ns)
+            visitor = (client_ip, client_port, received_ns, scheme)
             prepared = self._video_now(client, raw_path, headers, server, visitor)
             if prepared is None:
                 return self._answer_video(client, received_ns, started, method, raw_path, query, http_version, headers,
@@ -151,7 +151,7 @@ class PublicApp:
 
     async def _answer_video(self, client: ClientInfo, received_ns, started, method, raw_path, query, http_version,
                             headers, peer, server, body_size, body_sha256, form_body, scheme="http", proxied=None,
-                            visitor=(None, None, 0)):
+                            visitor=(None, None, 0, "http")):
         try:
             prepared = await self._video(client, raw_path, headers, server, visitor)
         except asyncio.CancelledError:  # the client left while its video was read or rendered: logged all the same
@@ -189,7 +189,7 @@ class PublicApp:
         host, accept_language, notice = self._notice_for(headers)
         lang = self._language(accept_language, notice.language)
         extension, segment, part = client.extension, None, None
-        client_ip, client_port, received_ns = visitor
+        client_ip, client_port, received_ns, scheme = visitor
         own = VIDEO_PATH.match(raw_path.decode("latin-1"))
         if own:  # our own links: /_seized/video/<lang>.<ext>, /_seized/video/<lang>/seg<i>.ts, .../notice.m3u8...
             lang = own.group(1) if own.group(1) in self.languages else lang
@@ -197,7 +197,7 @@ class PublicApp:
         carried = account_query(client.account)  # every link in a playlist is a hit of this account too
         visit = self.visit_videos is not None
         if extension == "m3u8" or part is not None:
-            base = f"{self._base_url(host, 'http', server)[0]}/_seized/video/{lang}"
+            base = f"{self._base_url(host, scheme, server)[0]}/_seized/video/{lang}"  # https links for an https visitor
             texts = self.languages[lang]
             if part == "visit.vtt":  # written for this request from its own IP, port and time: never cached
                 cues = [texts["iptv_title"], f"{texts['your_ip']}: {client_ip or '?'}",
@@ -221,7 +221,7 @@ class PublicApp:
             per_visit = None
         return self.video_lines(notice, lang), name, content_type, per_visit and (client_ip, self.languages[lang]["your_ip"], per_visit)
 
-    def _video_now(self, client: ClientInfo, raw_path: bytes, headers, server, visitor=(None, None, 0)):
+    def _video_now(self, client: ClientInfo, raw_path: bytes, headers, server, visitor=(None, None, 0, "http")):
         """The answer to a stream URL if it needs no waiting (a playlist, or a video already in
         memory); else None. Failures fall back to the HTML notice (`False`)."""
         try:
@@ -239,7 +239,7 @@ class PublicApp:
             log.exception("the notice video failed; answering with the HTML notice")
             return False
 
-    async def _video(self, client: ClientInfo, raw_path: bytes, headers, server, visitor=(None, None, 0)):
+    async def _video(self, client: ClientInfo, raw_path: bytes, headers, server, visitor=(None, None, 0, "http")):
         """A stream URL whose video must be read or rendered first: the visitor's own if it can be
         had (rendered now, or the renders are all busy: None), else the shared notice video."""
         try:

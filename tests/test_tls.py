@@ -110,3 +110,23 @@ def test_a_certificate_from_tls_cert_dir_is_served_for_its_name(fresh_server, tm
                 answer += chunk
     assert answer.startswith(b"HTTP/1.1 451")
     wait_for(lambda: tls_rows(server, "path = '/own-cert'"), message="no hit")
+
+
+def test_links_handed_out_over_tls_say_https(tls_server):
+    """A player that came in over HTTPS is sent HTTPS links: the playlist's stream and the HLS
+    playlists' own links (master, media and subtitle playlists, segments, cue file)."""
+    base = f"https://seized-iptv.example:{tls_server.tls_port}/"
+    playlist = curl(tls_server.tls_port, "-k", path="/get.php?username=tlsuser&password=x&type=m3u_plus")
+    [stream] = [line for line in playlist.stdout.splitlines() if line and not line.startswith("#")]
+    assert stream.startswith(base + "_seized/video/") and "account=tlsuser" in stream, playlist.stdout
+    pending, seen = [base + "_seized/video/en.m3u8"], []
+    while pending:
+        url = pending.pop()
+        answer = curl(tls_server.tls_port, "-k", path=url[len(base) - 1:])
+        assert answer.returncode == 0, answer.stderr
+        links = [line for line in answer.stdout.splitlines() if line and not line.startswith("#")]
+        links += [part.split('"')[1] for part in answer.stdout.split("URI=")[1:]]
+        assert all(link.startswith(base) for link in links), answer.stdout
+        seen.append(url)
+        pending += [link for link in links if link.split("?")[0].endswith(".m3u8") and link not in seen]
+    assert len(seen) >= 3  # the master, the video's media playlist, the subtitles' playlist
