@@ -145,7 +145,13 @@ def stalker_portal(shown):
     guide = ask("type=itv&action=get_epg_info&period=5")["data"]["1"]
     shown.add("title", *(p["name"] for p in guide))
     shown.add("text", *(p["descr"] for p in guide))
-    assert len(guide) == 5 and len(short) == 3
+    table = ask("type=epg&action=get_simple_data_table&ch_id=1&date=&p=0")["data"]  # one channel's guide page
+    shown.add("title", *(p["name"] for p in table))
+    grid = ask("type=epg&action=get_data_table&ch_id=1&from_ch_id=1&fav=0")["data"]  # the guide grid
+    assert [row["ch_id"] for row in grid] == ["1"]
+    shown.add("name", grid[0]["name"])
+    shown.add("title", *(p["name"] for p in grid[0]["epg"]))
+    assert len(guide) == 5 and len(short) == 3 and table and grid[0]["epg"]
     for programme in guide + short:
         assert isinstance(programme["start_timestamp"], int) and programme["stop_timestamp"] - programme["start_timestamp"] == 3600
     # The first is the programme on when the guide was asked for: what a box shows as "now".

@@ -300,6 +300,14 @@ def stalker(n: IptvNotice, params: dict[str, str]):
         return _json({"js": {"data": {"1": _stalker_programmes(n, _count(params, "period", 3, 24))}}})
     if action == "get_short_epg":  # the current programme and the next few
         return _json({"js": _stalker_programmes(n, _count(params, "size", 5, 10))})
+    if action == "get_simple_data_table":  # the guide page of one channel (type=epg): its programmes
+        programmes = _stalker_programmes(n, 14)
+        return _json({"js": {"total_items": len(programmes), "max_page_items": len(programmes), "selected_item": 0,
+                             "cur_page": 1, "data": programmes}})
+    if action == "get_data_table":  # the guide grid (type=epg): each channel with its programmes
+        row = {"ch_id": "1", "name": n.name, "number": "1", "ch_type": "", "epg_container": 1,
+               "epg": _stalker_programmes(n, 6)}
+        return _json({"js": {"total_items": 1, "max_page_items": 10, "selected_item": 1, "cur_page": 1, "data": [row]}})
     if action == "create_link":
         return _json({"js": {"id": "1", "cmd": channel_cmd}})
     # get_profile and anything else: the blocking profile.
